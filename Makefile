@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` (set up, then run the whole loop) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mathse-installed
+
+.PHONY: setup demo test lint dry-run clean
+
+setup: $(STAMP)
+
+# Re-run when the pinned requirements or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default
+	$(BIN)/mathse summary results
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src scripts tests
+	$(BIN)/snakemake --lint
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default -n
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,34 @@
+# MathSE: distill (round 0), then R rounds of rollout -> judge -> reflect -> assemble -> train,
+# with every stage's model scored on the held-out suites. Run: snakemake --profile profiles/default
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.json")
+
+
+wildcard_constraints:
+    round=r"\d+",
+    suite=r"[A-Za-z0-9_\-]+",
+    stage=r"base|round_\d+",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/rollout.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/reflect.smk"
+include: "workflow/rules/assemble.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/summarize.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/summary.parquet",

@@ -1,0 +1,28 @@
+"""Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet."""
+
+from mathse.config import EvalConfig, ModelConfig
+from mathse.logs import setup_logging
+from mathse.modeling import setup_torch
+from mathse.rollout import run_evaluate
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    setup_torch(smk.threads)
+    weights = smk.input.weights
+    weights = weights if isinstance(weights, str) else (list(weights) or [None])[0]
+    run_evaluate(
+        smk.input.suite,
+        weights,
+        smk.output[0],
+        ModelConfig.model_validate(smk.params.model),
+        EvalConfig.model_validate(smk.params.eval),
+        suite=smk.wildcards.suite,
+        stage=smk.wildcards.stage,
+        seed=smk.params.seed,
+        prompt_version=smk.params.prompt_version,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,15 @@
+"""Rule prepare: procedural problems -> results/data/{seed,pool}.parquet and results/data/bench/{suite}.parquet."""
+
+from mathse.config import DataConfig
+from mathse.data import prepare
+from mathse.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    bench = dict(zip(smk.params.suites, smk.output.bench, strict=True))
+    prepare(smk.params.seed, DataConfig.model_validate(smk.params.data), smk.output.seed, smk.output.pool, bench)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,22 @@
+"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks -> results/round_{r}/reflections.parquet."""
+
+from mathse.config import ReflectionConfig, TeacherConfig
+from mathse.logs import setup_logging
+from mathse.teacher import reflect
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    reflect(
+        list(smk.input.judgments),
+        [smk.input.seed, smk.input.pool],
+        smk.output[0],
+        TeacherConfig.model_validate(smk.params.teacher),
+        ReflectionConfig.model_validate(smk.params.reflection),
+        round_idx=int(smk.wildcards.round),
+        seed=smk.params.seed,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

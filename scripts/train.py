@@ -1,0 +1,30 @@
+"""Rule train: fine-tune on the round's training set -> results/round_{r}/adapter/ (HF format)."""
+
+from mathse.config import ModelConfig, TrainConfig
+from mathse.logs import setup_logging
+from mathse.modeling import setup_torch
+from mathse.train import train
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    setup_torch(smk.threads)
+    model = ModelConfig.model_validate(smk.params.model)
+    init = list(smk.input.init) if not isinstance(smk.input.init, str) else [smk.input.init]
+    train(
+        smk.input.train,
+        model.path,
+        init[0] if init else None,
+        smk.output[0],
+        TrainConfig.model_validate(smk.params.train),
+        round_idx=int(smk.wildcards.round),
+        seed=smk.params.seed,
+        prompt_version=smk.params.prompt_version,
+        dtype=model.torch_dtype,
+        min_pixels=model.min_pixels,
+        max_pixels=model.max_pixels,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

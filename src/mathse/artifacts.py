@@ -1,0 +1,182 @@
+"""One declared schema per parquet artifact, checked on every write; atomic writes.
+
+Join keys: `problem_id` everywhere, plus `round` and `sample_idx` for generated paths.
+Provenance columns (`round`, `model`, `backend`, `prompt_version`, `seed`) say what produced each row.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+Str, Int, Float, Bool = pl.String, pl.Int64, pl.Float64, pl.Boolean
+StrList = pl.List(pl.String)
+
+PROBLEM = {
+    "problem_id": Str,
+    "question": Str,
+    "images": StrList,  # image file paths, relative to the working directory
+    "choices": StrList,  # empty for free-form answers
+    "answer": Str,
+    "answer_type": Str,  # integer | float | text | choice
+    "precision": Int,  # decimals for float answers, null otherwise
+    "source": Str,  # dataset or procedural family
+    "split": Str,  # seed | pool | test
+    "solution_steps": StrList,  # reference trace, one string per step (may be empty for benchmarks)
+    "metadata": Str,  # JSON object
+}
+
+PROVENANCE = {"round": Int, "model": Str, "backend": Str, "prompt_version": Str, "seed": Int}
+
+DISTILLED = {
+    "problem_id": Str,
+    "response": Str,
+    **PROVENANCE,
+    "status": Str,  # the ORM's verdict on the teacher's solution: CORRECT | WRONG
+}
+
+ROLLOUT = {
+    "problem_id": Str,
+    "sample_idx": Int,
+    "response": Str,
+    "num_tokens": Int,
+    "finished": Bool,  # False when generation hit max_new_tokens
+    "temperature": Float,
+    "top_p": Float,
+    **PROVENANCE,
+}
+
+JUDGMENT = {
+    "problem_id": Str,
+    "sample_idx": Int,
+    "response": Str,
+    "extracted": Str,  # answer extracted from the path, null when none
+    "answer_correct": Bool,  # math-verify against the reference answer
+    "status": Str,  # CORRECT | WRONG (paper JSON field)
+    "error_step": Int,  # 1-based first wrong step, null when correct or unknown
+    "error_analysis": Str,
+    "improvement_suggestion": Str,
+    "judge": Str,  # which judge produced the verdict
+    "judgment_json": Str,  # the verdict exactly as the paper's JSON
+    **PROVENANCE,
+}
+
+REFLECTION = {
+    "problem_id": Str,
+    "sample_idx": Int,
+    "source_round": Int,  # round whose wrong path was rewritten
+    "wrong_response": Str,
+    "error_step": Int,
+    "feedback": Str,  # orm | none
+    "response": Str,  # the teacher's rewrite
+    "status": Str,  # ORM re-check of the rewrite
+    "accepted": Bool,
+    **PROVENANCE,
+}
+
+TRAIN = {
+    "problem_id": Str,
+    "question": Str,
+    "images": StrList,
+    "response": Str,
+    "origin": Str,  # distill | self | reflect
+    "round_added": Int,
+    "sample_idx": Int,
+    "model": Str,  # who wrote the response
+    "backend": Str,
+    "prompt_version": Str,
+}
+
+SCORE = {
+    "suite": Str,
+    "stage": Str,  # base | round_0 | round_1 ...
+    "problem_id": Str,
+    "source": Str,
+    "response": Str,
+    "extracted": Str,
+    "answer": Str,
+    "correct": Bool,
+    "model": Str,
+    "backend": Str,
+    "prompt_version": Str,
+    "seed": Int,
+}
+
+SUMMARY = {"suite": Str, "stage": Str, "accuracy": Float, "n": Int, "n_correct": Int, "train_size": Int}
+
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "problem": PROBLEM,
+    "distilled": DISTILLED,
+    "rollout": ROLLOUT,
+    "judgment": JUDGMENT,
+    "reflection": REFLECTION,
+    "train": TRAIN,
+    "score": SCORE,
+    "summary": SUMMARY,
+}
+
+
+class SchemaError(ValueError):
+    """A table does not match its artifact's declared schema."""
+
+
+def empty(name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=SCHEMAS[name])
+
+
+def conform(df: pl.DataFrame, name: str, where: str = "<table>") -> pl.DataFrame:
+    """Check that `df` has exactly the schema's columns with castable types; return it in schema order."""
+    schema = SCHEMAS[name]
+    missing = [c for c in schema if c not in df.columns]
+    extra = [c for c in df.columns if c not in schema]
+    if missing or extra:
+        raise SchemaError(f"{where}: {name} table has missing columns {missing} and unexpected columns {extra}")
+    out = {}
+    for col, dtype in schema.items():
+        series = df.get_column(col)
+        if series.dtype != dtype:
+            try:
+                series = series.cast(dtype, strict=True)
+            except Exception as err:  # noqa: BLE001 - re-raised with the column named
+                raise SchemaError(f"{where}: column {col!r} is {series.dtype}, expected {dtype}: {err}") from None
+        out[col] = series
+    return pl.DataFrame(out)
+
+
+def atomic_path(path: str | Path) -> tuple[Path, Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def write_table(df: pl.DataFrame, path: str | Path, name: str) -> pl.DataFrame:
+    """Write `df` as artifact `name` to `path`: schema-checked, to a temp file renamed when complete."""
+    df = conform(df, name, where=str(path))
+    path, tmp = atomic_path(path)
+    try:
+        df.write_parquet(tmp, compression="zstd", statistics=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return df
+
+
+def read_table(path: str | Path, name: str) -> pl.DataFrame:
+    """Read artifact `name`, checking its schema (a clear error names the file and the column)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: {name} artifact not found")
+    return conform(pl.read_parquet(path), name, where=str(path))
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    path, tmp = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

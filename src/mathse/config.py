@@ -1,0 +1,260 @@
+"""The pipeline's configuration: one pydantic model per config section.
+
+This module is the single source of truth. `workflow/schemas/config.schema.json` (read by Snakemake's
+`validate`) and `config/defaults.yaml` (the documented defaults) are generated from it by
+`python -m mathse.config --write`, and a test fails when they drift.
+Fields that feed a library argument carry that argument's name (peft `LoraConfig`, torch `AdamW`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
+DEFAULTS_PATH = Path("config/defaults.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunConfig(Section):
+    seed: int = Field(0, description="Master seed; every random choice derives its seed from (seed, ...) integer tuples.")
+    rounds: int = Field(3, ge=0, description="Self-evolution rounds R after the distillation round 0.")
+    results_dir: str = Field("results", description="Folder for all artifacts (relative to the working directory).")
+    logs_dir: str = Field("logs", description="Folder for per-rule, per-round logs.")
+
+
+class TinyModelConfig(Section):
+    hidden_size: int = Field(64, description="Text decoder width (Qwen2VLTextConfig.hidden_size).")
+    intermediate_size: int = Field(128, description="Text MLP width (Qwen2VLTextConfig.intermediate_size).")
+    num_hidden_layers: int = Field(2, description="Text decoder layers.")
+    num_attention_heads: int = Field(4, description="Text attention heads; hidden_size / heads must be even.")
+    num_key_value_heads: int = Field(2, description="Text key/value heads (grouped-query attention).")
+    vision_depth: int = Field(2, description="Vision transformer blocks (Qwen2VLVisionConfig.depth).")
+    vision_embed_dim: int = Field(64, description="Vision transformer width (Qwen2VLVisionConfig.embed_dim).")
+    vision_num_heads: int = Field(4, description="Vision attention heads.")
+    vocab_size: int = Field(400, description="Target size of the locally trained byte-level BPE tokenizer.")
+    max_position_embeddings: int = Field(1024, description="Longest sequence the tiny model supports.")
+
+
+class ModelConfig(Section):
+    path: str = Field(
+        "results/model/tiny",
+        description="Local Hugging Face folder of the backbone (any AutoModelForImageTextToText checkpoint "
+        "with an AutoProcessor, e.g. Qwen2-VL-7B-Instruct). With make_tiny the pipeline creates it here.",
+    )
+    make_tiny: bool = Field(True, description="Create a tiny random Qwen2-VL-architecture model at `path` (demo).")
+    name: str = Field("tiny-qwen2-vl", description="Short model name recorded in every row's provenance.")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the tiny model.")
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weights dtype for loading (from_pretrained's dtype)."
+    )
+    min_pixels: int | None = Field(None, description="Override the processor's min_pixels (None: checkpoint's).")
+    max_pixels: int | None = Field(None, description="Override the processor's max_pixels (None: checkpoint's).")
+
+
+class DataConfig(Section):
+    source: Literal["procedural"] = Field(
+        "procedural", description="Where problems come from: the embedded procedural generator."
+    )
+    families: list[Literal["chart", "geometry", "counting"]] = Field(
+        default_factory=lambda: ["chart", "geometry", "counting"],
+        min_length=1,
+        description="Procedural problem families mixed evenly: bar-chart arithmetic, rectangle perimeter "
+        "from labelled sides, counting dots in rows.",
+    )
+    n_seed: int = Field(120, ge=1, description="Problems in the seed part that the teacher solves in round 0.")
+    n_pool: int = Field(600, ge=0, description="Problems in the pool that the model solves in rounds 1..R.")
+    n_test: int = Field(150, ge=1, description="Problems in each held-out test suite.")
+    image_size: int = Field(56, ge=28, description="Side of the square problem images in pixels.")
+    max_value: int = Field(9, ge=2, le=99, description="Largest number drawn in a problem.")
+
+
+class TeacherConfig(Section):
+    backend: Literal["programmatic"] = Field(
+        "programmatic",
+        description="Teacher backend; `programmatic` writes exact solutions from the problems' traces.",
+    )
+    error_rate: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Programmatic teacher only: share of solutions with an arithmetic slip in the last step, "
+        "so that the correctness filter on teacher output is exercised as with a real teacher.",
+    )
+    prompt_version: str = Field("v1", description="Version of the teacher's prompt templates (recorded per row).")
+
+
+class RolloutConfig(Section):
+    backend: Literal["hf"] = Field("hf", description="Generation backend: `hf` is batched transformers generate.")
+    num_samples: int = Field(4, ge=1, description="Sampled reasoning paths k per remaining problem.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling top_p.")
+    max_new_tokens: int = Field(64, ge=1, description="Longest generated path in tokens.")
+    batch_size: int = Field(32, ge=1, description="Prompts per generate call (each with num_samples sequences).")
+    prompt_version: str = Field("v1", description="Version of the solver prompt template.")
+
+
+class OrmConfig(Section):
+    backend: Literal["rule"] = Field(
+        "rule",
+        description="Judge: `rule` checks the answer with math-verify and finds the first wrong step "
+        "from the problem's reference trace.",
+    )
+
+
+class ReflectionConfig(Section):
+    schedule: Literal["every_round", "final", "off"] = Field(
+        "every_round",
+        description="When the teacher rewrites wrong paths: every round (paper Eq. 2), once in the last round "
+        "over all rounds' wrong paths (paper Algorithm 1), or never.",
+    )
+    feedback: Literal["orm", "none"] = Field(
+        "orm", description="Give the teacher the ORM's error step and analysis (`orm`) or only the wrong path."
+    )
+    max_per_problem: int = Field(1, ge=1, description="Wrong paths rewritten per problem and round.")
+
+
+class AssembleConfig(Section):
+    max_correct_per_problem: int = Field(
+        1, ge=1, description="Distinct correct sampled paths per problem added to the training set."
+    )
+
+
+class LoraSettings(Section):
+    r: int = Field(16, ge=1, description="peft LoraConfig.r.")
+    lora_alpha: int = Field(32, description="peft LoraConfig.lora_alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="peft LoraConfig.lora_dropout.")
+    target_modules: list[str] | str = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="peft LoraConfig.target_modules (language model projections by default).",
+    )
+
+
+class TrainConfig(Section):
+    method: Literal["lora", "full"] = Field(
+        "full", description="`full` fine-tunes every weight (the tiny random model needs it); `lora` uses peft."
+    )
+    init: Literal["base", "previous"] = Field(
+        "previous",
+        description="Round r starts from the base model (`base`) or from round r-1's weights (`previous`).",
+    )
+    lr: float = Field(2e-3, gt=0, description="torch AdamW lr (peak, after warmup).")
+    weight_decay: float = Field(0.05, ge=0, description="torch AdamW weight_decay (paper: 0.05).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="torch AdamW betas.")
+    lr_scheduler_type: Literal["cosine", "linear", "constant_with_warmup"] = Field(
+        "cosine", description="transformers get_scheduler name (paper: cosine)."
+    )
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warmup.")
+    num_train_epochs: float = Field(3.0, gt=0, description="Epochs over the round's training set.")
+    min_steps: int = Field(0, ge=0, description="Train at least this many optimiser steps per round.")
+    max_steps: int = Field(0, ge=0, description="Cap on optimiser steps per round (0: no cap).")
+    per_device_train_batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimiser step.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
+
+
+class EvalConfig(Section):
+    suites: list[str] = Field(
+        default_factory=lambda: ["synthetic"],
+        min_length=1,
+        description="Held-out suites scored at every stage (results/data/bench/{suite}.parquet).",
+    )
+    batch_size: int = Field(64, ge=1, description="Prompts per greedy generate call.")
+    max_new_tokens: int = Field(64, ge=1, description="Longest generated answer in tokens.")
+
+
+class Config(Section):
+    """The whole pipeline configuration (config/config.yaml)."""
+
+    run: RunConfig = Field(default_factory=RunConfig, description="Seeds, rounds and folders.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The backbone being improved.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Problem pool, seed part and test suites.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Teacher for distillation and reflection.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Sampling of reasoning paths.")
+    orm: OrmConfig = Field(default_factory=OrmConfig, description="Outcome reward model (judge).")
+    reflection: ReflectionConfig = Field(default_factory=ReflectionConfig, description="Teacher reflections.")
+    assemble: AssembleConfig = Field(default_factory=AssembleConfig, description="Growing the training set.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Benchmark evaluation.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.data.source == "procedural" and self.eval.suites != ["synthetic"]:
+            raise ValueError("eval.suites: the procedural source makes exactly one suite, ['synthetic']")
+        return self
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names each bad key and why."""
+
+
+def load_config(raw: dict[str, Any]) -> Config:
+    """Validate a raw config dict (as Snakemake or yaml gives it), with a readable error."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "<config>"
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+
+
+def load_config_file(path: str | Path) -> Config:
+    with open(path) as f:
+        return load_config(yaml.safe_load(f) or {})
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def defaults_yaml() -> str:
+    """The defaults, each key preceded by its description as a comment."""
+    lines = ["# Generated by `python -m mathse.config --write` from src/mathse/config.py. Do not edit."]
+
+    def emit(model: type[BaseModel], values: dict[str, Any], indent: int) -> None:
+        for name, field in model.model_fields.items():
+            pad = "  " * indent
+            lines.append(f"{pad}# {field.description}")
+            value = values[name]
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                lines.append(f"{pad}{name}:")
+                emit(annotation, value, indent + 1)
+            else:
+                dumped = yaml.safe_dump({name: value}, default_flow_style=True, width=1000).strip()
+                lines.append(f"{pad}{dumped[1:-1] if dumped.startswith('{') else dumped}")
+
+    emit(Config, Config().model_dump(mode="json"), 0)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--write"]:
+        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_PATH.write_text(json.dumps(json_schema(), indent=2) + "\n")
+        DEFAULTS_PATH.write_text(defaults_yaml())
+        print(f"wrote {SCHEMA_PATH} and {DEFAULTS_PATH}")
+        return 0
+    if len(args) == 2 and args[0] == "--check":
+        load_config_file(args[1])
+        print(f"{args[1]}: valid")
+        return 0
+    print("usage: python -m mathse.config --write | --check CONFIG.yaml", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

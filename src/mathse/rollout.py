@@ -1,0 +1,119 @@
+"""The rollout and evaluate rules: the current model solves problems.
+
+Rollouts sample k paths per remaining problem from round r-1's model; evaluation decodes one greedy path
+per benchmark problem and grades it with the same checker the ORM uses.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import polars as pl
+
+from mathse.artifacts import read_table, write_table
+from mathse.config import EvalConfig, ModelConfig, RolloutConfig
+from mathse.generation import generate_paths
+from mathse.grading import answers_match, extract_answer
+from mathse.modeling import load_model, load_processor
+
+log = logging.getLogger(__name__)
+
+
+def load_for_generation(model_cfg: ModelConfig, weights: str | None):
+    processor = load_processor(model_cfg.path, model_cfg.min_pixels, model_cfg.max_pixels)
+    model = load_model(model_cfg.path, weights, model_cfg.torch_dtype, trainable=False)
+    return model, processor
+
+
+def run_rollout(
+    problems_path: str,
+    weights: str | None,
+    out_path: str,
+    model_cfg: ModelConfig,
+    cfg: RolloutConfig,
+    *,
+    round_idx: int,
+    seed: int,
+) -> pl.DataFrame:
+    """k sampled paths per problem still in the pool."""
+    problems = read_table(problems_path, "problem")
+    model, processor = load_for_generation(model_cfg, weights)
+    paths = generate_paths(
+        model,
+        processor,
+        problems.select("problem_id", "question", "images").to_dicts(),
+        num_samples=cfg.num_samples,
+        do_sample=True,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        prompt_version=cfg.prompt_version,
+        seed_key=(seed, round_idx, 3),
+        desc=f"rollout round {round_idx}",
+    )
+    schema = {"problem_id": pl.String, "sample_idx": pl.Int64, "response": pl.String, "num_tokens": pl.Int64,
+              "finished": pl.Boolean}
+    out = pl.DataFrame(paths, schema=schema).with_columns(
+        temperature=pl.lit(cfg.temperature),
+        top_p=pl.lit(cfg.top_p),
+        round=pl.lit(round_idx, pl.Int64),
+        model=pl.lit(model_cfg.name),
+        backend=pl.lit(cfg.backend),
+        prompt_version=pl.lit(cfg.prompt_version),
+        seed=pl.lit(seed, pl.Int64),
+    )
+    unfinished = int((~out["finished"]).sum())
+    log.info("%d paths for %d problems; %d hit max_new_tokens", out.height, problems.height, unfinished)
+    return write_table(out, out_path, "rollout")
+
+
+def run_evaluate(
+    suite_path: str,
+    weights: str | None,
+    out_path: str,
+    model_cfg: ModelConfig,
+    cfg: EvalConfig,
+    *,
+    suite: str,
+    stage: str,
+    seed: int,
+    prompt_version: str,
+) -> pl.DataFrame:
+    """Greedy answers to a held-out suite, graded per problem."""
+    problems = read_table(suite_path, "problem")
+    model, processor = load_for_generation(model_cfg, weights)
+    paths = generate_paths(
+        model,
+        processor,
+        problems.select("problem_id", "question", "images").to_dicts(),
+        num_samples=1,
+        do_sample=False,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        prompt_version=prompt_version,
+        desc=f"evaluate {stage} {suite}",
+    )
+    rows = []
+    for p, g in zip(problems.iter_rows(named=True), paths, strict=True):
+        extracted = extract_answer(g["response"])
+        rows.append(
+            {
+                "problem_id": p["problem_id"],
+                "source": p["source"],
+                "response": g["response"],
+                "extracted": extracted,
+                "answer": p["answer"],
+                "correct": answers_match(extracted, p["answer"], p["precision"]),
+            }
+        )
+    out = pl.DataFrame(rows).with_columns(
+        suite=pl.lit(suite),
+        stage=pl.lit(stage),
+        model=pl.lit(model_cfg.name),
+        backend=pl.lit("hf"),
+        prompt_version=pl.lit(prompt_version),
+        seed=pl.lit(seed, pl.Int64),
+    )
+    log.info("%s on %s: accuracy %.3f (%d problems)", stage, suite, out["correct"].mean(), out.height)
+    return write_table(out, out_path, "score")

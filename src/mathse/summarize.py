@@ -1,0 +1,54 @@
+"""The summarize rule: the stage-by-stage accuracy table (base, round_0 = distilled, round_1..R)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import polars as pl
+
+from mathse.artifacts import read_table, write_table, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def stage_key(stage: str) -> int:
+    m = re.fullmatch(r"round_(\d+)", stage)
+    return -1 if stage == "base" else int(m.group(1)) if m else 10**6
+
+
+def summarize(score_paths: list[str], train_paths: dict[str, str], out_path: str, table_path: str) -> pl.DataFrame:
+    scores = pl.concat([read_table(p, "score") for p in score_paths])
+    sizes = {stage: pl.scan_parquet(p).select(pl.len()).collect().item() for stage, p in train_paths.items()}
+    summary = (
+        scores.group_by("suite", "stage")
+        .agg(accuracy=pl.col("correct").mean(), n=pl.len(), n_correct=pl.col("correct").sum())
+        .with_columns(
+            train_size=pl.col("stage").replace_strict(sizes, default=0, return_dtype=pl.Int64),
+            order=pl.col("stage").map_elements(stage_key, return_dtype=pl.Int64),
+        )
+        .sort("suite", "order")
+        .drop("order")
+    )
+    summary = write_table(summary, out_path, "summary")
+    table = markdown_table(summary)
+    write_text_atomic(table, table_path)
+    log.info("summary:\n%s", table)
+    return summary
+
+
+def markdown_table(summary: pl.DataFrame) -> str:
+    """One row per stage, one accuracy column per suite (the paper's layout), plus the training-set size."""
+    suites = sorted(summary["suite"].unique().to_list())
+    stages = sorted(summary["stage"].unique().to_list(), key=stage_key)
+    head = "| stage | train examples | " + " | ".join(suites) + " |"
+    lines = [head, "|" + "---|" * (len(suites) + 2)]
+    for stage in stages:
+        rows = summary.filter(pl.col("stage") == stage)
+        cells = []
+        for s in suites:
+            r = rows.filter(pl.col("suite") == s)
+            cells.append(f"{100 * r['accuracy'][0]:.1f}" if r.height else "-")
+        size = rows["train_size"][0]
+        lines.append(f"| {stage} | {size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

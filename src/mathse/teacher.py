@@ -1,0 +1,142 @@
+"""The programmatic teacher: distillation (round 0) and reflections on wrong paths.
+
+It stands in for GPT-4o on procedural problems, whose reference traces it can read. Like a real teacher
+it is not perfect: with probability `error_rate` it slips in the last arithmetic step, and without the
+ORM's feedback it has to guess where a wrong path went wrong (it guesses a step at random, keeps the path
+before it and rewrites from there), so a guess past the real error keeps the mistake. The ORM re-checks
+every teacher output; only the correct ones are trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+import numpy as np
+import polars as pl
+
+from mathse.artifacts import read_table, write_table
+from mathse.config import ReflectionConfig, TeacherConfig
+from mathse.orm import judge_table
+from mathse.prompts import format_solution, parse_steps
+
+log = logging.getLogger(__name__)
+TEACHER_NAME = "programmatic-teacher"
+DISTILL, REFLECT = 0, 1  # seed-stream tags
+
+
+def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 7919, stream, *key])
+
+
+def _slip(steps: list[str], answer: str) -> tuple[list[str], str]:
+    """An arithmetic slip in the last step: the result is off by one, and so is the stated answer."""
+    wrong = str(int(answer) + 1)
+    last = steps[-1]
+    head, sep, _ = last.rpartition("= ")
+    return steps[:-1] + [f"{head}{sep}{wrong}." if sep else last], wrong
+
+
+def solve(steps: list[str], answer: str, rng: np.random.Generator, error_rate: float) -> str:
+    if error_rate > 0 and rng.random() < error_rate and answer.lstrip("-").isdigit():
+        steps, answer = _slip(steps, answer)
+    return format_solution(steps, answer)
+
+
+def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int) -> pl.DataFrame:
+    """The distill rule: a teacher solution for every seed problem, with the ORM's verdict on it."""
+    problems = read_table(seed_path, "problem")
+    responses = []
+    for i, r in enumerate(problems.iter_rows(named=True)):
+        if not r["solution_steps"]:
+            raise ValueError(f"{seed_path}: row {i} ({r['problem_id']}): the programmatic teacher needs solution_steps")
+        responses.append(solve(r["solution_steps"], r["answer"], _rng(seed, DISTILL, i), cfg.error_rate))
+    table = pl.DataFrame({"problem_id": problems["problem_id"], "response": responses})
+    verdicts = judge_table(table, problems)
+    out = table.with_columns(
+        status=verdicts["status"],
+        round=pl.lit(0),
+        model=pl.lit(TEACHER_NAME),
+        backend=pl.lit(cfg.backend),
+        prompt_version=pl.lit(cfg.prompt_version),
+        seed=pl.lit(seed),
+    )
+    n_ok = int((out["status"] == "CORRECT").sum())
+    log.info("distilled %d seed problems: %d correct, %d rejected by the ORM", out.height, n_ok, out.height - n_ok)
+    return write_table(out, out_path, "distilled")
+
+
+def rewrite(
+    wrong: str, reference: list[str], answer: str, error_step: int | None, rng: np.random.Generator, error_rate: float
+) -> str:
+    """Keep the wrong path up to the step before the error and redo the rest from the reference trace."""
+    n = len(reference)
+    if error_step is None:  # no feedback: guess where it went wrong
+        error_step = int(rng.integers(1, n + 1))
+    keep = parse_steps(wrong)[: max(0, min(error_step - 1, n))]
+    return solve(keep + reference[len(keep) :], answer, rng, error_rate)
+
+
+def reflect(
+    judgment_paths: list[str],
+    problem_paths: list[str],
+    out_path: str,
+    teacher: TeacherConfig,
+    cfg: ReflectionConfig,
+    *,
+    round_idx: int,
+    seed: int,
+) -> pl.DataFrame:
+    """The reflect rule: rewrite the wrong paths of problems that stayed unsolved, then re-judge them."""
+    problems = pl.concat([read_table(p, "problem") for p in problem_paths]).unique("problem_id", keep="first")
+    judged = pl.concat([read_table(p, "judgment") for p in judgment_paths])
+    solved = judged.filter(pl.col("status") == "CORRECT").select("round", "problem_id").unique()
+    wrong = (
+        judged.filter(pl.col("status") == "WRONG")
+        .join(solved, on=["round", "problem_id"], how="anti")
+        .sort("problem_id", "round", "sample_idx")
+        .group_by("problem_id", maintain_order=True)
+        .head(cfg.max_per_problem)
+    )
+    ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
+    rows = []
+    for r in wrong.iter_rows(named=True):
+        p = ref[r["problem_id"]]
+        step = r["error_step"] if cfg.feedback == "orm" else None
+        rng = _rng(seed, REFLECT, round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
+        rows.append(
+            {
+                "problem_id": r["problem_id"],
+                "sample_idx": r["sample_idx"],
+                "source_round": r["round"],
+                "wrong_response": r["response"],
+                "error_step": r["error_step"],
+                "feedback": cfg.feedback,
+                "response": rewrite(r["response"], p["solution_steps"], p["answer"], step, rng, teacher.error_rate),
+            }
+        )
+    table = pl.DataFrame(
+        rows,
+        schema={
+            "problem_id": pl.String,
+            "sample_idx": pl.Int64,
+            "source_round": pl.Int64,
+            "wrong_response": pl.String,
+            "error_step": pl.Int64,
+            "feedback": pl.String,
+            "response": pl.String,
+        },
+    )
+    verdicts = judge_table(table.select("problem_id", "response"), problems)
+    out = table.with_columns(
+        status=verdicts["status"],
+        accepted=verdicts["status"] == "CORRECT",
+        round=pl.lit(round_idx, pl.Int64),
+        model=pl.lit(TEACHER_NAME),
+        backend=pl.lit(teacher.backend),
+        prompt_version=pl.lit(teacher.prompt_version),
+        seed=pl.lit(seed, pl.Int64),
+    )
+    n_ok = int(out["accepted"].sum()) if out.height else 0
+    log.info("reflected %d wrong paths: %d accepted by the ORM re-check", out.height, n_ok)
+    return write_table(out, out_path, "reflection")

@@ -1,0 +1,120 @@
+"""Make a tiny Qwen2-VL-architecture model, saved in Hugging Face format, with no download.
+
+A byte-level BPE tokenizer is trained on the problem generator's text (digits split one per token, as
+Qwen2's tokenizer does), the real Qwen2VLProcessor is assembled around it with a Qwen2-VL chat template,
+and a Qwen2VLForConditionalGeneration with random weights is saved. Downstream code loads the folder with
+AutoProcessor / AutoModelForImageTextToText exactly as it would load Qwen2-VL-7B-Instruct.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from mathse.config import DataConfig, TinyModelConfig
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# Qwen2-VL's chat template, reduced to what the pipeline uses (text and image parts; no system prompt).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r"\d"), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus + ["user assistant system"], trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=4096
+    )
+
+
+def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed: int) -> None:
+    """The make_tiny_model rule: write tokenizer, processor and random weights to `out_dir`."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    from mathse.data import tokenizer_corpus
+    from mathse.prompts import SOLVER_PROMPTS
+
+    corpus = tokenizer_corpus(data) + [t.format(question="") for t in SOLVER_PROMPTS.values()]
+    tokenizer = train_tokenizer(corpus, shape.vocab_size)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    pixels = data.image_size * data.image_size
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
+    head_dim = shape.hidden_size // shape.num_attention_heads
+    half = head_dim // 2
+    # mrope splits each head's rotary half-dimension over (time, height, width), as Qwen2-VL's [16, 24, 24].
+    mrope = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=shape.hidden_size,
+            intermediate_size=shape.intermediate_size,
+            num_hidden_layers=shape.num_hidden_layers,
+            num_attention_heads=shape.num_attention_heads,
+            num_key_value_heads=shape.num_key_value_heads,
+            max_position_embeddings=shape.max_position_embeddings,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=shape.vision_depth,
+            embed_dim=shape.vision_embed_dim,
+            hidden_size=shape.hidden_size,
+            num_heads=shape.vision_num_heads,
+            mlp_ratio=2,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    n_params = sum(p.numel() for p in model.parameters())
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    log.info("tiny Qwen2-VL: %d parameters, vocabulary %d, saved to %s", n_params, len(tokenizer), out_dir)

@@ -1,0 +1,197 @@
+"""Supervised fine-tuning on a round's training set: peft LoRA or full, AdamW with warmup and a schedule.
+
+The loss is on the response tokens only (the prompt, image tokens included, is masked with -100).
+Each example is encoded once: the prompt through the real processor (which expands image tokens and
+returns pixel values and the grid), the response through the tokenizer, as generation would produce it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from mathse.artifacts import read_table
+from mathse.config import TrainConfig
+from mathse.generation import derive_seed
+from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[dict]:
+    """Tokenize (question, images, response) rows into tensors with response-only labels."""
+    tok = processor.tokenizer
+    eos = tok.eos_token
+    prompt_cache: dict[str, dict] = {}
+    examples = []
+    for r in rows:
+        key = r["problem_id"]
+        if key not in prompt_cache:
+            images = [load_image(p) for p in r["images"]]
+            enc = processor(
+                text=[prompt_text(processor, r["question"], len(images), prompt_version)],
+                images=[images] if images else None,
+                return_tensors="pt",
+            )
+            prompt_cache[key] = enc
+        enc = prompt_cache[key]
+        response_ids = tok(r["response"] + eos, add_special_tokens=False)["input_ids"]
+        prompt_ids = enc["input_ids"][0]
+        ids = torch.cat([prompt_ids, torch.tensor(response_ids, dtype=prompt_ids.dtype)])
+        labels = ids.clone()
+        labels[: len(prompt_ids)] = IGNORE
+        ex = {"input_ids": ids, "labels": labels}
+        if "mm_token_type_ids" in enc:
+            ex["mm_token_type_ids"] = torch.cat(
+                [enc["mm_token_type_ids"][0], torch.zeros(len(response_ids), dtype=enc["mm_token_type_ids"].dtype)]
+            )
+        if "pixel_values" in enc:
+            ex["pixel_values"] = enc["pixel_values"]
+            ex["image_grid_thw"] = enc["image_grid_thw"]
+        examples.append(ex)
+    return examples
+
+
+def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch; concatenate images' patches in batch order (as the processor does)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    n = len(examples)
+    batch = {
+        "input_ids": torch.full((n, width), pad_id, dtype=torch.long),
+        "labels": torch.full((n, width), IGNORE, dtype=torch.long),
+        "attention_mask": torch.zeros((n, width), dtype=torch.long),
+    }
+    if "mm_token_type_ids" in examples[0]:
+        batch["mm_token_type_ids"] = torch.zeros((n, width), dtype=examples[0]["mm_token_type_ids"].dtype)
+    for i, e in enumerate(examples):
+        m = len(e["input_ids"])
+        batch["input_ids"][i, :m] = e["input_ids"]
+        batch["labels"][i, :m] = e["labels"]
+        batch["attention_mask"][i, :m] = 1
+        if "mm_token_type_ids" in batch:
+            batch["mm_token_type_ids"][i, :m] = e["mm_token_type_ids"]
+    if "pixel_values" in examples[0]:
+        batch["pixel_values"] = torch.cat([e["pixel_values"] for e in examples])
+        batch["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in examples])
+    return batch
+
+
+def plan_steps(n_examples: int, cfg: TrainConfig) -> int:
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    steps = math.ceil(math.ceil(n_examples * cfg.num_train_epochs) / per_step)
+    steps = max(steps, cfg.min_steps)
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def train(
+    train_path: str,
+    base_path: str,
+    init_weights: str | None,
+    out_dir: str,
+    cfg: TrainConfig,
+    *,
+    round_idx: int,
+    seed: int,
+    prompt_version: str,
+    dtype: str = "float32",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> dict:
+    """The train rule: fine-tune from `init_weights` (None: the base model) on `train_path`, save to `out_dir`."""
+    from transformers import get_scheduler
+
+    table = read_table(train_path, "train")
+    if table.is_empty():
+        raise ValueError(f"{train_path}: the training set is empty; nothing to fine-tune on")
+    processor = load_processor(base_path, min_pixels, max_pixels)
+    torch.manual_seed(derive_seed(seed, round_idx, 1))
+    lora_init = init_weights is not None and (Path(init_weights) / "adapter_config.json").exists()
+    if cfg.method == "lora":
+        model = load_model(base_path, init_weights, dtype, trainable=True)
+        if not lora_init:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(**cfg.lora.model_dump(), task_type="CAUSAL_LM"))
+    else:
+        # Full fine-tuning from a LoRA round merges the adapter first.
+        model = load_model(base_path, init_weights, dtype, trainable=False)
+        model.train(True)
+    model.config.use_cache = False
+
+    rows = table.sort("problem_id", "origin", "round_added", "sample_idx").to_dicts()
+    t_enc = time.perf_counter()
+    examples = encode_examples(processor, rows, prompt_version)
+    log.info("encoded %d examples in %.1f s", len(examples), time.perf_counter() - t_enc)
+
+    steps = plan_steps(len(examples), cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    scheduler = get_scheduler(
+        cfg.lr_scheduler_type, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps
+    )
+    pad_id = processor.tokenizer.pad_token_id or 0
+    gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))
+    order: list[int] = []
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    n_tokens = 0
+    bar = tqdm(range(steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
+    for step in bar:
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for _ in range(cfg.gradient_accumulation_steps):
+            if len(order) < cfg.per_device_train_batch_size:
+                order += torch.randperm(len(examples), generator=gen).tolist()
+            idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
+            batch = collate([examples[i] for i in idx], pad_id)
+            n_tokens += int(batch["attention_mask"].sum())
+            loss = model(**batch).loss / cfg.gradient_accumulation_steps
+            loss.backward()
+            step_loss += loss.item()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(step_loss)
+        if step % 20 == 0 or step == steps - 1:
+            recent = sum(losses[-20:]) / len(losses[-20:])
+            bar.set_postfix(loss=f"{recent:.3f}")
+            log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
+    elapsed = time.perf_counter() - t0
+
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    if cfg.method == "full":
+        processor.save_pretrained(tmp)
+    info = {
+        "round": round_idx,
+        "method": cfg.method,
+        "base_model": base_path,
+        "init": init_weights or "base",
+        "examples": len(examples),
+        "steps": steps,
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "train_seconds": round(elapsed, 2),
+        "tokens_per_second": round(n_tokens / max(elapsed, 1e-9), 1),
+    }
+    write_marker(tmp, info)
+    tmp.rename(out)
+    log.info("trained %d steps on %d examples in %.1f s; saved to %s", steps, len(examples), elapsed, out_dir)
+    return info
+
+
+def train_origin_counts(train_path: str) -> dict[str, int]:
+    df = pl.read_parquet(train_path, columns=["origin"])
+    return dict(df.group_by("origin").len().iter_rows())

@@ -1,0 +1,169 @@
+"""The Snakemake DAG: lint, dry run, config errors, and the whole loop on the tiny config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from mathse.artifacts import SCHEMAS, read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def write_config(workdir: Path, **overrides) -> None:
+    cfg = yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text())
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        cfg.setdefault(section, {})[name] = value
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from the dry run's 'Job stats' table."""
+    jobs, in_table = {}, False
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dry_run_plans_every_stage(tmp_path):
+    write_config(tmp_path)
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
+    # base + rounds 0..2 evaluated; rounds 1..2 each roll out, judge, reflect.
+    assert jobs == {
+        "all": 1, "prepare": 1, "make_tiny_model": 1, "distill": 1, "rollout": 2, "judge": 2, "reflect": 2,
+        "assemble": 3, "train": 3, "evaluate": 4, "summarize": 1,
+    }
+
+
+@pytest.mark.parametrize(("schedule", "reflects"), [("every_round", 2), ("final", 1), ("off", 0)])
+def test_reflection_schedule_shapes_the_dag(tmp_path, schedule, reflects):
+    write_config(tmp_path, reflection__schedule=schedule)
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
+    assert jobs.get("reflect", 0) == reflects
+
+
+def test_invalid_config_fails_before_any_job(tmp_path):
+    write_config(tmp_path, train__method="qlora")
+    proc = snakemake(tmp_path, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert "train" in proc.stderr and "qlora" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_model_path_fails_before_any_job(tmp_path):
+    write_config(tmp_path, model__make_tiny=False, model__path="/nonexistent/Qwen2-VL-7B-Instruct")
+    proc = snakemake(tmp_path, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert "model.path" in proc.stderr and "/nonexistent/Qwen2-VL-7B-Instruct" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("dag")
+    write_config(workdir)
+    snakemake(workdir, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
+    return workdir
+
+
+ARTIFACTS = {
+    "results/data/seed.parquet": "problem",
+    "results/data/pool.parquet": "problem",
+    "results/data/bench/synthetic.parquet": "problem",
+    "results/base/scores/synthetic.parquet": "score",
+    "results/round_0/distilled.parquet": "distilled",
+    "results/summary.parquet": "summary",
+    **{f"results/round_{r}/{name}.parquet": kind for r in (0, 1, 2) for name, kind in
+       [("train", "train"), ("remain", "problem")]},
+    **{f"results/round_{r}/scores/synthetic.parquet": "score" for r in (0, 1, 2)},
+    **{f"results/round_{r}/{name}.parquet": kind for r in (1, 2) for name, kind in
+       [("rollouts", "rollout"), ("judgments", "judgment"), ("reflections", "reflection")]},
+}
+
+
+@pytest.mark.slow
+def test_whole_dag_writes_every_artifact_with_its_schema(finished_run):
+    for rel, kind in ARTIFACTS.items():
+        df = read_table(finished_run / rel, kind)
+        assert dict(df.schema) == SCHEMAS[kind], rel
+    for r in (0, 1, 2):
+        assert (finished_run / f"results/round_{r}/adapter/config.json").exists()
+    summary = pl.read_parquet(finished_run / "results/summary.parquet")
+    assert summary["stage"].to_list() == ["base", "round_0", "round_1", "round_2"]
+    assert summary["n"].to_list() == [9] * 4
+    assert ((summary["accuracy"] >= 0) & (summary["accuracy"] <= 1)).all()
+    for log in ["prepare.log", "train/round_1.log", "rollout/round_2.log", "evaluate/base_synthetic.log"]:
+        assert (finished_run / "logs" / log).stat().st_size > 0, log
+
+
+@pytest.mark.slow
+def test_whole_dag_rows_carry_provenance_and_the_loop_links_rounds(finished_run):
+    res = finished_run / "results"
+    rollouts = read_table(res / "round_2/rollouts.parquet", "rollout")
+    remain_1 = read_table(res / "round_1/remain.parquet", "problem")
+    # Round 2 samples exactly the problems round 1 left unsolved, k=2 times each.
+    assert sorted(set(rollouts["problem_id"])) == sorted(remain_1["problem_id"])
+    assert rollouts.height == 2 * remain_1.height
+    assert set(rollouts["round"]) == {2} and set(rollouts["model"]) == {"tiny-qwen2-vl"}
+    judged = read_table(res / "round_1/judgments.parquet", "judgment")
+    train_0 = read_table(res / "round_0/train.parquet", "train")
+    train_1 = read_table(res / "round_1/train.parquet", "train")
+    # Cumulative: round 1's set starts with round 0's rows.
+    assert train_1.head(train_0.height).equals(train_0)
+    solved = set(judged.filter(pl.col("status") == "CORRECT")["problem_id"])
+    assert solved == set(train_1.filter(pl.col("origin") == "self")["problem_id"])
+    assert not solved & set(remain_1["problem_id"])
+    distilled = read_table(res / "round_0/distilled.parquet", "distilled")
+    assert train_0.height == (distilled["status"] == "CORRECT").sum()
+
+
+@pytest.mark.slow
+def test_rerun_of_a_finished_run_runs_nothing(finished_run):
+    proc = snakemake(finished_run, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(finished_run, work, symlinks=True)
+    (work / "results/round_1/judgments.parquet").unlink()
+    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n"))
+    # Round 1 from judge on, and round 2 whose inputs change; nothing of round 0 or before.
+    assert jobs == {
+        "all": 1, "judge": 2, "reflect": 2, "assemble": 2, "train": 2, "rollout": 1, "evaluate": 2, "summarize": 1,
+    }
+    snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
+    assert (work / "results/round_1/judgments.parquet").exists()
+    assert read_table(work / "results/round_0/train.parquet", "train").equals(
+        read_table(finished_run / "results/round_0/train.parquet", "train")
+    )

@@ -1,0 +1,83 @@
+# Config normalisation and the input functions that link round r to round r-1.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from mathse.config import ConfigError, load_config
+
+try:
+    CFG = load_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+# Rules read their section through params, with every default filled in, so that a changed setting
+# reruns exactly the rules that use it.
+config.update(CFG.model_dump(mode="json"))
+
+RESULTS = CFG.run.results_dir
+LOGS = CFG.run.logs_dir
+ROUNDS = CFG.run.rounds
+SUITES = CFG.eval.suites
+MODEL = CFG.model.path
+STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
+
+if not CFG.model.make_tiny and not Path(MODEL).is_dir():
+    raise WorkflowError(f"model.path: {MODEL!r} does not exist (set model.make_tiny: true to create a tiny model)")
+
+
+def round_dir(r):
+    return f"{RESULTS}/round_{r}"
+
+
+def previous_round(wildcards):
+    """Round r reads round r-1's model and pool; round 0 has no previous round."""
+    r = int(wildcards.round)
+    if r < 1:
+        raise WorkflowError(f"round {r} has no previous round (rollouts start at round 1)")
+    return r - 1
+
+
+def previous_adapter(wildcards):
+    return f"{round_dir(previous_round(wildcards))}/adapter"
+
+
+def previous_remain(wildcards):
+    return f"{round_dir(previous_round(wildcards))}/remain.parquet"
+
+
+def reflects_in(r):
+    """Does round r run the reflect rule (reflection.schedule)?"""
+    schedule = CFG.reflection.schedule
+    return r >= 1 and (schedule == "every_round" or (schedule == "final" and r == ROUNDS))
+
+
+def reflection_judgments(wildcards):
+    """every_round: this round's wrong paths; final: the wrong paths of every round (Algorithm 1)."""
+    r = int(wildcards.round)
+    rounds = range(1, r + 1) if CFG.reflection.schedule == "final" else [r]
+    return [f"{round_dir(i)}/judgments.parquet" for i in rounds]
+
+
+def assemble_inputs(wildcards):
+    r = int(wildcards.round)
+    problems = {"seed": f"{RESULTS}/data/seed.parquet", "pool": f"{RESULTS}/data/pool.parquet"}
+    if r == 0:
+        return {"distilled": f"{round_dir(0)}/distilled.parquet", **problems}
+    inputs = {
+        "prev_train": f"{round_dir(r - 1)}/train.parquet",
+        "prev_remain": f"{round_dir(r - 1)}/remain.parquet",
+        "judgments": f"{round_dir(r)}/judgments.parquet",
+        **problems,
+    }
+    if reflects_in(r):
+        inputs["reflections"] = f"{round_dir(r)}/reflections.parquet"
+    return inputs
+
+
+def init_weights(wildcards):
+    """train.init: previous starts round r from round r-1's weights; base (and round 0) from the backbone."""
+    r = int(wildcards.round)
+    return f"{round_dir(r - 1)}/adapter" if r >= 1 and CFG.train.init == "previous" else []
+
+
+def stage_weights(wildcards):
+    return [] if wildcards.stage == "base" else f"{RESULTS}/{wildcards.stage}/adapter"

@@ -1,0 +1,17 @@
+rule distill:
+    input:
+        seed=f"{RESULTS}/data/seed.parquet",
+    output:
+        f"{RESULTS}/round_0/distilled.parquet",
+    log:
+        f"{LOGS}/distill/round_0.log",
+    benchmark:
+        f"{LOGS}/benchmarks/distill/round_0.tsv"
+    params:
+        teacher=config["teacher"],
+        seed=config["run"]["seed"],
+    threads: 1
+    conda:
+        "../../envs/mathse.yaml"
+    script:
+        "../../scripts/distill.py"

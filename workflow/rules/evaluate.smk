@@ -1,0 +1,23 @@
+rule evaluate:
+    input:
+        suite=f"{RESULTS}/data/bench/{{suite}}.parquet",
+        model=MODEL,
+        weights=stage_weights,
+    output:
+        f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet",
+    log:
+        f"{LOGS}/evaluate/{{stage}}_{{suite}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/evaluate/{{stage}}_{{suite}}.tsv"
+    params:
+        model=config["model"],
+        eval=config["eval"],
+        prompt_version=config["rollout"]["prompt_version"],
+        seed=config["run"]["seed"],
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/mathse.yaml"
+    script:
+        "../../scripts/evaluate.py"
