@@ -29,6 +29,9 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summarize.smk"
 
 
+# Every artifact is a target, not only the summary: Snakemake does not remake a deleted intermediate
+# file whose consumers are up to date, and these are the files users open.
 rule all:
     input:
         f"{RESULTS}/summary.parquet",
+        all_artifacts(),

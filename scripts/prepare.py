@@ -1,4 +1,4 @@
-"""Rule prepare: procedural problems -> results/data/{seed,pool}.parquet and results/data/bench/{suite}.parquet."""
+"""Rule prepare: procedural problems -> results/data/{seed,pool}.parquet, results/data/bench/{suite}.parquet."""
 
 from mathse.config import DataConfig
 from mathse.data import prepare

@@ -1,4 +1,4 @@
-"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks -> results/round_{r}/reflections.parquet."""
+"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks them -> results/round_{r}/reflections.parquet."""
 
 from mathse.config import ReflectionConfig, TeacherConfig
 from mathse.logs import setup_logging

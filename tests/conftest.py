@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def data_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("data")
     cfg = DataConfig(n_seed=12, n_pool=9, n_test=6)
-    prepare(0, cfg, str(d / "seed.parquet"), str(d / "pool.parquet"), {"synthetic": str(d / "bench/synthetic.parquet")})
+    prepare(
+        0,
+        cfg,
+        str(d / "seed.parquet"),
+        str(d / "pool.parquet"),
+        {"synthetic": str(d / "bench/synthetic.parquet")},
+    )
     return d
 
 

@@ -29,7 +29,9 @@ def test_tiny_model_loads_with_auto_classes(tiny_model_dir):
 
 
 def _problems(data_dir, n=4):
-    return read_table(data_dir / "pool.parquet", "problem").head(n).select("problem_id", "question", "images").to_dicts()
+    return (
+        read_table(data_dir / "pool.parquet", "problem").head(n).select("problem_id", "question", "images").to_dicts()
+    )
 
 
 def test_sampling_is_reproducible_and_batch_independent(tiny_model_dir, data_dir):
@@ -68,20 +70,50 @@ def _train_table(data_dir, path):
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_training_lowers_the_loss_and_saves_loadable_weights(method, tiny_model_dir, data_dir, tmp_path):
     _train_table(data_dir, tmp_path / "train.parquet")
-    cfg = TrainConfig(method=method, lr=3e-3, num_train_epochs=1, min_steps=30, max_steps=30,
-                      per_device_train_batch_size=4, warmup_ratio=0.0, lora={"r": 8, "lora_alpha": 16})
-    info = train(str(tmp_path / "train.parquet"), str(tiny_model_dir), None, str(tmp_path / "adapter"), cfg,
-                 round_idx=0, seed=0, prompt_version="v1")
+    cfg = TrainConfig(
+        method=method,
+        lr=3e-3,
+        num_train_epochs=1,
+        min_steps=30,
+        max_steps=30,
+        per_device_train_batch_size=4,
+        warmup_ratio=0.0,
+        lora={"r": 8, "lora_alpha": 16},
+    )
+    info = train(
+        str(tmp_path / "train.parquet"),
+        str(tiny_model_dir),
+        None,
+        str(tmp_path / "adapter"),
+        cfg,
+        round_idx=0,
+        seed=0,
+        prompt_version="v1",
+    )
     marker = json.loads((tmp_path / "adapter/mathse_train.json").read_text())
     assert marker["steps"] == 30 and info["final_loss"] < 5.5
     expected = "adapter_config.json" if method == "lora" else "config.json"
     assert (tmp_path / "adapter" / expected).exists()
     # Round r+1 starts from these weights; rollouts load them with the same code.
     out = tmp_path / "rollouts.parquet"
-    run_rollout(str(data_dir / "pool.parquet"), str(tmp_path / "adapter"), str(out),
-                ModelConfig(path=str(tiny_model_dir)), RolloutConfig(num_samples=2, max_new_tokens=8),
-                round_idx=1, seed=0)
+    run_rollout(
+        str(data_dir / "pool.parquet"),
+        str(tmp_path / "adapter"),
+        str(out),
+        ModelConfig(path=str(tiny_model_dir)),
+        RolloutConfig(num_samples=2, max_new_tokens=8),
+        round_idx=1,
+        seed=0,
+    )
     assert read_table(out, "rollout").height == 2 * read_table(data_dir / "pool.parquet", "problem").height
-    info2 = train(str(tmp_path / "train.parquet"), str(tiny_model_dir), str(tmp_path / "adapter"),
-                  str(tmp_path / "adapter2"), cfg, round_idx=1, seed=0, prompt_version="v1")
+    info2 = train(
+        str(tmp_path / "train.parquet"),
+        str(tiny_model_dir),
+        str(tmp_path / "adapter"),
+        str(tmp_path / "adapter2"),
+        cfg,
+        round_idx=1,
+        seed=0,
+        prompt_version="v1",
+    )
     assert info2["init"] == str(tmp_path / "adapter")

@@ -21,7 +21,12 @@ def test_misread_value_is_the_error_step():
     assert (extracted, ok, v.status, v.error_step) == ("9", False, "WRONG", 2)
     assert "The right bar is 6." in v.error_analysis and "The right bar is 5." in v.error_analysis
     assert v.improvement_suggestion.startswith("Keep steps 1 to 1")
-    assert set(json.loads(v.to_json())) == {"status", "error_step", "error_analysis", "improvement_suggestion"}
+    assert set(json.loads(v.to_json())) == {
+        "status",
+        "error_step",
+        "error_analysis",
+        "improvement_suggestion",
+    }
 
 
 def test_arithmetic_slip_in_last_step():
@@ -56,7 +61,12 @@ def test_without_reference_trace_no_step_is_claimed():
 
 def test_judge_table_keeps_row_order():
     problems = pl.DataFrame(
-        {"problem_id": ["a", "b"], "answer": ["8", "2"], "precision": [None, None], "solution_steps": [REF, []]}
+        {
+            "problem_id": ["a", "b"],
+            "answer": ["8", "2"],
+            "precision": [None, None],
+            "solution_steps": [REF, []],
+        }
     )
     paths = pl.DataFrame({"problem_id": ["b", "a", "a"], "response": ["x", format_solution(REF, "8"), "y"]})
     out = judge_table(paths, problems)

@@ -59,8 +59,17 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
     # base + rounds 0..2 evaluated; rounds 1..2 each roll out, judge, reflect.
     assert jobs == {
-        "all": 1, "prepare": 1, "make_tiny_model": 1, "distill": 1, "rollout": 2, "judge": 2, "reflect": 2,
-        "assemble": 3, "train": 3, "evaluate": 4, "summarize": 1,
+        "all": 1,
+        "prepare": 1,
+        "make_tiny_model": 1,
+        "distill": 1,
+        "rollout": 2,
+        "judge": 2,
+        "reflect": 2,
+        "assemble": 3,
+        "train": 3,
+        "evaluate": 4,
+        "summarize": 1,
     }
 
 
@@ -102,11 +111,17 @@ ARTIFACTS = {
     "results/base/scores/synthetic.parquet": "score",
     "results/round_0/distilled.parquet": "distilled",
     "results/summary.parquet": "summary",
-    **{f"results/round_{r}/{name}.parquet": kind for r in (0, 1, 2) for name, kind in
-       [("train", "train"), ("remain", "problem")]},
+    **{
+        f"results/round_{r}/{name}.parquet": kind
+        for r in (0, 1, 2)
+        for name, kind in [("train", "train"), ("remain", "problem")]
+    },
     **{f"results/round_{r}/scores/synthetic.parquet": "score" for r in (0, 1, 2)},
-    **{f"results/round_{r}/{name}.parquet": kind for r in (1, 2) for name, kind in
-       [("rollouts", "rollout"), ("judgments", "judgment"), ("reflections", "reflection")]},
+    **{
+        f"results/round_{r}/{name}.parquet": kind
+        for r in (1, 2)
+        for name, kind in [("rollouts", "rollout"), ("judgments", "judgment"), ("reflections", "reflection")]
+    },
 }
 
 
@@ -160,10 +175,27 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
     jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n"))
     # Round 1 from judge on, and round 2 whose inputs change; nothing of round 0 or before.
     assert jobs == {
-        "all": 1, "judge": 2, "reflect": 2, "assemble": 2, "train": 2, "rollout": 1, "evaluate": 2, "summarize": 1,
+        "all": 1,
+        "judge": 2,
+        "reflect": 2,
+        "assemble": 2,
+        "train": 2,
+        "rollout": 1,
+        "evaluate": 2,
+        "summarize": 1,
     }
     snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
     assert (work / "results/round_1/judgments.parquet").exists()
     assert read_table(work / "results/round_0/train.parquet", "train").equals(
         read_table(finished_run / "results/round_0/train.parquet", "train")
     )
+
+
+@pytest.mark.slow
+def test_forcerun_train_until_a_round_replans_only_up_to_it(finished_run):
+    # The README's recipe: retrain (rounds 0 and 1) and stop after round 1's model.
+    proc = snakemake(
+        finished_run, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n",
+        "--forcerun", "train", "--until", "results/round_1/adapter",
+    )  # fmt: skip
+    assert planned_jobs(proc) == {"train": 2, "rollout": 1, "judge": 1, "reflect": 1, "assemble": 1}

@@ -25,7 +25,9 @@ class Section(BaseModel):
 
 
 class RunConfig(Section):
-    seed: int = Field(0, description="Master seed; every random choice derives its seed from (seed, ...) integer tuples.")
+    seed: int = Field(
+        0, description="Master seed; every random choice derives its seed from (seed, ...) integer tuples."
+    )
     rounds: int = Field(3, ge=0, description="Self-evolution rounds R after the distillation round 0.")
     results_dir: str = Field("results", description="Folder for all artifacts (relative to the working directory).")
     logs_dir: str = Field("logs", description="Folder for per-rule, per-round logs.")
@@ -117,7 +119,8 @@ class ReflectionConfig(Section):
         "over all rounds' wrong paths (paper Algorithm 1), or never.",
     )
     feedback: Literal["orm", "none"] = Field(
-        "orm", description="Give the teacher the ORM's error step and analysis (`orm`) or only the wrong path."
+        "orm",
+        description="Give the teacher the ORM's error step and analysis (`orm`) or only the wrong path.",
     )
     max_per_problem: int = Field(1, ge=1, description="Wrong paths rewritten per problem and round.")
 
@@ -140,7 +143,8 @@ class LoraSettings(Section):
 
 class TrainConfig(Section):
     method: Literal["lora", "full"] = Field(
-        "full", description="`full` fine-tunes every weight (the tiny random model needs it); `lora` uses peft."
+        "full",
+        description="`full` fine-tunes every weight (the tiny random model needs it); `lora` uses peft.",
     )
     init: Literal["base", "previous"] = Field(
         "previous",
@@ -178,7 +182,9 @@ class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig, description="Seeds, rounds and folders.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The backbone being improved.")
     data: DataConfig = Field(default_factory=DataConfig, description="Problem pool, seed part and test suites.")
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Teacher for distillation and reflection.")
+    teacher: TeacherConfig = Field(
+        default_factory=TeacherConfig, description="Teacher for distillation and reflection."
+    )
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Sampling of reasoning paths.")
     orm: OrmConfig = Field(default_factory=OrmConfig, description="Outcome reward model (judge).")
     reflection: ReflectionConfig = Field(default_factory=ReflectionConfig, description="Teacher reflections.")

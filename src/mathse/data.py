@@ -9,6 +9,7 @@ Everything is deterministic given (seed, split, index).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mathse.artifacts import write_table
 from mathse.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 SPLITS = {"seed": 0, "pool": 1, "test": 2}
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
@@ -140,10 +143,12 @@ def generate_split(seed: int, split: str, n: int, cfg: DataConfig, image_dir: Pa
 def prepare(seed: int, cfg: DataConfig, seed_out: str, pool_out: str, bench_outs: dict[str, str]) -> None:
     """The prepare rule: seed part, pool and held-out suites as canonical problem parquet."""
     image_dir = Path(seed_out).parent / "images"
-    write_table(generate_split(seed, "seed", cfg.n_seed, cfg, image_dir), seed_out, "problem")
-    write_table(generate_split(seed, "pool", cfg.n_pool, cfg, image_dir), pool_out, "problem")
-    for _suite, path in bench_outs.items():
-        write_table(generate_split(seed, "test", cfg.n_test, cfg, image_dir), path, "problem")
+    outputs = [("seed", cfg.n_seed, seed_out), ("pool", cfg.n_pool, pool_out)]
+    outputs += [("test", cfg.n_test, path) for path in bench_outs.values()]
+    for split, n, path in outputs:
+        table = write_table(generate_split(seed, split, n, cfg, image_dir), path, "problem")
+        counts = dict(table.group_by("source").len().sort("source").iter_rows())
+        log.info("%s: %d %s problems %s; images in %s", path, table.height, split, counts, image_dir)
 
 
 def tokenizer_corpus(cfg: DataConfig, n: int = 400) -> list[str]:

@@ -47,9 +47,9 @@ def find_error_step(steps: list[str], reference: list[str]) -> tuple[int, str]:
     return len(steps) + 1, "The steps are right but the stated final answer does not follow from them."
 
 
-def judge_path(response: str, answer: str, reference_steps: list[str], precision: int | None = None) -> tuple[
-    str | None, bool, Verdict
-]:
+def judge_path(
+    response: str, answer: str, reference_steps: list[str], precision: int | None = None
+) -> tuple[str | None, bool, Verdict]:
     """Judge one path: (extracted answer, answer correct, verdict)."""
     extracted = extract_answer(response)
     correct = answers_match(extracted, answer, precision)
@@ -61,12 +61,18 @@ def judge_path(response: str, answer: str, reference_steps: list[str], precision
             if extracted is None
             else f"The final answer {extracted} does not match the reference answer."
         )
-        return extracted, False, Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer.")
+        return (
+            extracted,
+            False,
+            Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer."),
+        )
     step, analysis = find_error_step(parse_steps(response), reference_steps)
     if extracted is None:
         analysis += " The path gives no final answer."
-    suggestion = f"Keep steps 1 to {step - 1} and redo the reasoning from step {step}." if step > 1 else (
-        "Read the values from the image again and redo the reasoning from step 1."
+    suggestion = (
+        f"Keep steps 1 to {step - 1} and redo the reasoning from step {step}."
+        if step > 1
+        else ("Read the values from the image again and redo the reasoning from step 1.")
     )
     return extracted, False, Verdict("WRONG", step, analysis, suggestion)
 

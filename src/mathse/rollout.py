@@ -52,8 +52,13 @@ def run_rollout(
         seed_key=(seed, round_idx, 3),
         desc=f"rollout round {round_idx}",
     )
-    schema = {"problem_id": pl.String, "sample_idx": pl.Int64, "response": pl.String, "num_tokens": pl.Int64,
-              "finished": pl.Boolean}
+    schema = {
+        "problem_id": pl.String,
+        "sample_idx": pl.Int64,
+        "response": pl.String,
+        "num_tokens": pl.Int64,
+        "finished": pl.Boolean,
+    }
     out = pl.DataFrame(paths, schema=schema).with_columns(
         temperature=pl.lit(cfg.temperature),
         top_p=pl.lit(cfg.top_p),

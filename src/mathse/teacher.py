@@ -17,7 +17,8 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import ReflectionConfig, TeacherConfig
-from mathse.orm import judge_table
+from mathse.grading import extract_answer
+from mathse.orm import find_error_step, judge_table
 from mathse.prompts import format_solution, parse_steps
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,23 @@ def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int) -> pl.
 
 
 def rewrite(
-    wrong: str, reference: list[str], answer: str, error_step: int | None, rng: np.random.Generator, error_rate: float
+    wrong: str,
+    reference: list[str],
+    answer: str,
+    error_step: int | None,
+    rng: np.random.Generator,
+    error_rate: float,
 ) -> str:
     """Keep the wrong path up to the step before the error and redo the rest from the reference trace."""
     n = len(reference)
+    steps = parse_steps(wrong)
     if error_step is None:  # no feedback: guess where it went wrong
         error_step = int(rng.integers(1, n + 1))
-    keep = parse_steps(wrong)[: max(0, min(error_step - 1, n))]
+        true_step, _ = find_error_step(steps, reference)
+        if error_step > true_step:
+            # Reasoning on from a kept wrong step carries the mistake to the end: the answer stays wrong.
+            return format_solution(steps or reference[:1], extract_answer(wrong) or "unknown")
+    keep = steps[: max(0, min(error_step - 1, n))]
     return solve(keep + reference[len(keep) :], answer, rng, error_rate)
 
 

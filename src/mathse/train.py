@@ -51,7 +51,10 @@ def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[di
         ex = {"input_ids": ids, "labels": labels}
         if "mm_token_type_ids" in enc:
             ex["mm_token_type_ids"] = torch.cat(
-                [enc["mm_token_type_ids"][0], torch.zeros(len(response_ids), dtype=enc["mm_token_type_ids"].dtype)]
+                [
+                    enc["mm_token_type_ids"][0],
+                    torch.zeros(len(response_ids), dtype=enc["mm_token_type_ids"].dtype),
+                ]
             )
         if "pixel_values" in enc:
             ex["pixel_values"] = enc["pixel_values"]
@@ -135,7 +138,10 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
     scheduler = get_scheduler(
-        cfg.lr_scheduler_type, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps
+        cfg.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * steps),
+        num_training_steps=steps,
     )
     pad_id = processor.tokenizer.pad_token_id or 0
     gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))

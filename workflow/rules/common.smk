@@ -81,3 +81,16 @@ def init_weights(wildcards):
 
 def stage_weights(wildcards):
     return [] if wildcards.stage == "base" else f"{RESULTS}/{wildcards.stage}/adapter"
+
+
+def all_artifacts():
+    """Every round's artifacts (the design's table), so that a deleted one is remade."""
+    files = [f"{RESULTS}/round_0/distilled.parquet"]
+    for r in range(ROUNDS + 1):
+        files += [f"{round_dir(r)}/{name}" for name in ("train.parquet", "remain.parquet", "adapter")]
+        if r >= 1:
+            files += [f"{round_dir(r)}/{name}" for name in ("rollouts.parquet", "judgments.parquet")]
+        if reflects_in(r):
+            files.append(f"{round_dir(r)}/reflections.parquet")
+    files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+    return files

@@ -1,0 +1,107 @@
+"""The programmatic teacher: distillation with a slip rate, reflections guided (or not) by the ORM."""
+
+import numpy as np
+import polars as pl
+
+from mathse.artifacts import read_table, write_table
+from mathse.config import ReflectionConfig, TeacherConfig
+from mathse.orm import judge_path
+from mathse.prompts import format_solution
+from mathse.teacher import distill, reflect, rewrite
+
+REF = ["The width is 3.", "The height is 4.", "3 + 4 = 7.", "2 x 7 = 14."]
+
+
+def test_distill_solves_every_seed_problem_and_the_orm_rejects_slips(data_dir, tmp_path):
+    out = distill(str(data_dir / "seed.parquet"), str(tmp_path / "d.parquet"), TeacherConfig(error_rate=0.5), seed=0)
+    seed = read_table(data_dir / "seed.parquet", "problem")
+    assert out["problem_id"].to_list() == seed["problem_id"].to_list()
+    assert 0 < (out["status"] == "WRONG").sum() < out.height
+    for row, prob in zip(out.iter_rows(named=True), seed.iter_rows(named=True), strict=True):
+        _, ok, _ = judge_path(row["response"], prob["answer"], prob["solution_steps"])
+        assert ok == (row["status"] == "CORRECT")
+    perfect = distill(str(data_dir / "seed.parquet"), str(tmp_path / "p.parquet"), TeacherConfig(error_rate=0), seed=0)
+    assert (perfect["status"] == "CORRECT").all()
+
+
+def test_rewrite_keeps_the_steps_before_the_error():
+    wrong = format_solution(["The width is 3.", "The height is 9.", "3 + 9 = 12.", "2 x 12 = 24."], "24")
+    fixed = rewrite(wrong, REF, "14", error_step=2, rng=np.random.default_rng(0), error_rate=0)
+    assert fixed == format_solution(REF, "14")
+
+
+def test_without_feedback_a_late_guess_keeps_the_mistake():
+    wrong = format_solution(["The width is 5.", "The height is 4.", "5 + 4 = 9.", "2 x 9 = 18."], "18")
+    outcomes = {
+        judge_path(rewrite(wrong, REF, "14", None, np.random.default_rng(i), 0), "14", REF)[1] for i in range(40)
+    }
+    assert outcomes == {True, False}
+
+
+def _judgments(path, rows):
+    base = {
+        "extracted": None,
+        "answer_correct": False,
+        "error_analysis": "",
+        "improvement_suggestion": "",
+        "judge": "rule",
+        "judgment_json": "{}",
+        "model": "m",
+        "backend": "hf",
+        "prompt_version": "v1",
+        "seed": 0,
+    }
+    write_table(pl.DataFrame([{**base, **r} for r in rows]), path, "judgment")
+
+
+def test_reflect_rewrites_only_unsolved_problems_and_rechecks(data_dir, tmp_path):
+    pool = read_table(data_dir / "pool.parquet", "problem")
+    a, b = pool["problem_id"][0], pool["problem_id"][1]
+    _judgments(
+        tmp_path / "j.parquet",
+        [
+            {
+                "problem_id": a,
+                "sample_idx": 0,
+                "response": "Step 1: nonsense",
+                "status": "WRONG",
+                "error_step": 1,
+                "round": 1,
+            },
+            {
+                "problem_id": a,
+                "sample_idx": 1,
+                "response": "nope",
+                "status": "WRONG",
+                "error_step": 1,
+                "round": 1,
+            },
+            {
+                "problem_id": b,
+                "sample_idx": 0,
+                "response": "x",
+                "status": "WRONG",
+                "error_step": 1,
+                "round": 1,
+            },
+            {
+                "problem_id": b,
+                "sample_idx": 1,
+                "response": "y",
+                "status": "CORRECT",
+                "error_step": None,
+                "round": 1,
+            },
+        ],
+    )
+    out = reflect(
+        [str(tmp_path / "j.parquet")],
+        [str(data_dir / "seed.parquet"), str(data_dir / "pool.parquet")],
+        str(tmp_path / "r.parquet"),
+        TeacherConfig(error_rate=0),
+        ReflectionConfig(),
+        round_idx=1,
+        seed=0,
+    )
+    assert out["problem_id"].to_list() == [a] and out["sample_idx"].to_list() == [0]
+    assert out["accepted"].to_list() == [True] and out["status"].to_list() == ["CORRECT"]
