@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from mathse.faults import failpoint
+
 Str, Int, Float, Bool = pl.String, pl.Int64, pl.Float64, pl.Boolean
 StrList = pl.List(pl.String)
 
@@ -149,6 +151,8 @@ def conform(df: pl.DataFrame, name: str, where: str = "<table>") -> pl.DataFrame
 def atomic_path(path: str | Path) -> tuple[Path, Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return path, Path(tmp)
@@ -160,6 +164,7 @@ def write_table(df: pl.DataFrame, path: str | Path, name: str) -> pl.DataFrame:
     path, tmp = atomic_path(path)
     try:
         df.write_parquet(tmp, compression="zstd", statistics=False)
+        failpoint(f"write_{name}")  # a crash here must leave no file that looks complete
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -102,6 +102,11 @@ class RolloutConfig(Section):
     max_new_tokens: int = Field(64, ge=1, description="Longest generated path in tokens.")
     batch_size: int = Field(32, ge=1, description="Prompts per generate call (each with num_samples sequences).")
     prompt_version: str = Field("v1", description="Version of the solver prompt template.")
+    shard_size: int = Field(
+        64,
+        ge=1,
+        description="Problems per resumable shard: a killed rollout job, rerun, redoes only unfinished shards.",
+    )
 
 
 class OrmConfig(Section):
@@ -163,6 +168,12 @@ class TrainConfig(Section):
     per_device_train_batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimiser step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    save_steps: int = Field(
+        200,
+        ge=0,
+        description="Write a resumable checkpoint every this many optimiser steps (0: never); a killed train job, "
+        "rerun, continues from the last one and ends with the same weights.",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
 
 
@@ -174,6 +185,7 @@ class EvalConfig(Section):
     )
     batch_size: int = Field(64, ge=1, description="Prompts per greedy generate call.")
     max_new_tokens: int = Field(64, ge=1, description="Longest generated answer in tokens.")
+    shard_size: int = Field(64, ge=1, description="Problems per resumable shard of an evaluation job.")
 
 
 class Config(Section):

@@ -1,12 +1,14 @@
 """The rollout and evaluate rules: the current model solves problems.
 
 Rollouts sample k paths per remaining problem from round r-1's model; evaluation decodes one greedy path
-per benchmark problem and grades it with the same checker the ORM uses.
+per benchmark problem and grades it with the same checker the ORM uses. Both work in resumable shards
+(`mathse.shards`): a killed job, rerun, redoes only the shards it had not finished.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 import polars as pl
 
@@ -15,14 +17,30 @@ from mathse.config import EvalConfig, ModelConfig, RolloutConfig
 from mathse.generation import generate_paths
 from mathse.grading import answers_match, extract_answer
 from mathse.modeling import load_model, load_processor
+from mathse.shards import fingerprint, path_digest, remove_shards, run_sharded
 
 log = logging.getLogger(__name__)
 
+PATH_SCHEMA = {
+    "problem_id": pl.String,
+    "sample_idx": pl.Int64,
+    "response": pl.String,
+    "num_tokens": pl.Int64,
+    "finished": pl.Boolean,
+}
 
-def load_for_generation(model_cfg: ModelConfig, weights: str | None):
-    processor = load_processor(model_cfg.path, model_cfg.min_pixels, model_cfg.max_pixels)
-    model = load_model(model_cfg.path, weights, model_cfg.torch_dtype, trainable=False)
-    return model, processor
+
+class LazyModel:
+    """Loads the model on first use, so that a fully resumed job never pays for loading it."""
+
+    def __init__(self, model_cfg: ModelConfig, weights: str | None):
+        self.model_cfg, self.weights = model_cfg, weights
+
+    @cache  # noqa: B019 - one instance per job
+    def get(self):
+        processor = load_processor(self.model_cfg.path, self.model_cfg.min_pixels, self.model_cfg.max_pixels)
+        model = load_model(self.model_cfg.path, self.weights, self.model_cfg.torch_dtype, trainable=False)
+        return model, processor
 
 
 def run_rollout(
@@ -37,29 +55,32 @@ def run_rollout(
 ) -> pl.DataFrame:
     """k sampled paths per problem still in the pool."""
     problems = read_table(problems_path, "problem")
-    model, processor = load_for_generation(model_cfg, weights)
-    paths = generate_paths(
-        model,
-        processor,
-        problems.select("problem_id", "question", "images").to_dicts(),
-        num_samples=cfg.num_samples,
-        do_sample=True,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
-        prompt_version=cfg.prompt_version,
-        seed_key=(seed, round_idx, 3),
-        desc=f"rollout round {round_idx}",
+    lazy = LazyModel(model_cfg, weights)
+
+    def work(shard: int, items) -> pl.DataFrame:
+        model, processor = lazy.get()
+        paths = generate_paths(
+            model,
+            processor,
+            list(items),
+            num_samples=cfg.num_samples,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            prompt_version=cfg.prompt_version,
+            seed_key=(seed, round_idx, 3, shard),
+            desc=f"rollout round {round_idx} shard {shard}",
+        )
+        return pl.DataFrame(paths, schema=PATH_SCHEMA)
+
+    key = fingerprint(
+        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(), seed, round_idx
     )
-    schema = {
-        "problem_id": pl.String,
-        "sample_idx": pl.Int64,
-        "response": pl.String,
-        "num_tokens": pl.Int64,
-        "finished": pl.Boolean,
-    }
-    out = pl.DataFrame(paths, schema=schema).with_columns(
+    items = problems.select("problem_id", "question", "images").to_dicts()
+    paths = run_sharded(items, cfg.shard_size, out_path, key, work, "rollout")
+    out = (paths if paths.height else pl.DataFrame(schema=PATH_SCHEMA)).with_columns(
         temperature=pl.lit(cfg.temperature),
         top_p=pl.lit(cfg.top_p),
         round=pl.lit(round_idx, pl.Int64),
@@ -70,7 +91,9 @@ def run_rollout(
     )
     unfinished = int((~out["finished"]).sum())
     log.info("%d paths for %d problems; %d hit max_new_tokens", out.height, problems.height, unfinished)
-    return write_table(out, out_path, "rollout")
+    out = write_table(out, out_path, "rollout")
+    remove_shards(out_path)
+    return out
 
 
 def run_evaluate(
@@ -87,20 +110,29 @@ def run_evaluate(
 ) -> pl.DataFrame:
     """Greedy answers to a held-out suite, graded per problem."""
     problems = read_table(suite_path, "problem")
-    model, processor = load_for_generation(model_cfg, weights)
-    paths = generate_paths(
-        model,
-        processor,
-        problems.select("problem_id", "question", "images").to_dicts(),
-        num_samples=1,
-        do_sample=False,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
-        prompt_version=prompt_version,
-        desc=f"evaluate {stage} {suite}",
-    )
+    lazy = LazyModel(model_cfg, weights)
+
+    def work(shard: int, items) -> pl.DataFrame:
+        model, processor = lazy.get()
+        paths = generate_paths(
+            model,
+            processor,
+            list(items),
+            num_samples=1,
+            do_sample=False,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            prompt_version=prompt_version,
+            desc=f"evaluate {stage} {suite} shard {shard}",
+        )
+        return pl.DataFrame(paths, schema=PATH_SCHEMA)
+
+    key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(),
+                      prompt_version)  # fmt: skip
+    items = problems.select("problem_id", "question", "images").to_dicts()
+    paths = run_sharded(items, cfg.shard_size, out_path, key, work, "evaluate")
     rows = []
-    for p, g in zip(problems.iter_rows(named=True), paths, strict=True):
+    for p, g in zip(problems.iter_rows(named=True), paths.iter_rows(named=True), strict=True):
         extracted = extract_answer(g["response"])
         rows.append(
             {
@@ -121,4 +153,6 @@ def run_evaluate(
         seed=pl.lit(seed, pl.Int64),
     )
     log.info("%s on %s: accuracy %.3f (%d problems)", stage, suite, out["correct"].mean(), out.height)
-    return write_table(out, out_path, "score")
+    out = write_table(out, out_path, "score")
+    remove_shards(out_path)
+    return out

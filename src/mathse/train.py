@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,10 +18,12 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from mathse.artifacts import read_table
+from mathse.artifacts import atomic_path, read_table
 from mathse.config import TrainConfig
+from mathse.faults import failpoint
 from mathse.generation import derive_seed
 from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
+from mathse.shards import fingerprint, path_digest
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -87,6 +90,36 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
+class Checkpoint:
+    """A resumable training state beside the output folder, valid only for the same inputs and settings."""
+
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = folder, key
+        self.path = folder / "state.pt"
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, weights_only=False)
+        if state.get("key") != self.key:
+            log.info("ignoring checkpoint %s: it was made from other inputs or settings", self.path)
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final, tmp = atomic_path(self.path)
+        try:
+            torch.save({**state, "key": self.key}, tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("checkpoint at step %d saved to %s", state["step"], self.path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def plan_steps(n_examples: int, cfg: TrainConfig) -> int:
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     steps = math.ceil(math.ceil(n_examples * cfg.num_train_epochs) / per_step)
@@ -149,7 +182,22 @@ def train(
     losses: list[float] = []
     t0 = time.perf_counter()
     n_tokens = 0
-    bar = tqdm(range(steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
+    ckpt = Checkpoint(
+        Path(f"{out_dir}.ckpt"),
+        fingerprint(path_digest(train_path), path_digest(init_weights), path_digest(base_path), cfg.model_dump(),
+                    round_idx, seed, prompt_version),
+    )  # fmt: skip
+    start = 0
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["params"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        order, losses, n_tokens, start = state["order"], state["losses"], state["n_tokens"], state["step"]
+        log.info("resumed from the checkpoint at step %d/%d", start, steps)
+    bar = tqdm(range(start, steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
     for step in bar:
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
@@ -170,6 +218,21 @@ def train(
             recent = sum(losses[-20:]) / len(losses[-20:])
             bar.set_postfix(loss=f"{recent:.3f}")
             log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
+        if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
+            ckpt.save(
+                {
+                    "step": step + 1,
+                    "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "order": order,
+                    "losses": losses,
+                    "n_tokens": n_tokens,
+                }
+            )
+            failpoint("train_checkpoint")
     elapsed = time.perf_counter() - t0
 
     out = Path(out_dir)
@@ -194,6 +257,7 @@ def train(
     }
     write_marker(tmp, info)
     tmp.rename(out)
+    ckpt.remove()
     log.info("trained %d steps on %d examples in %.1f s; saved to %s", steps, len(examples), elapsed, out_dir)
     return info
 
