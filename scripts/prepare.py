@@ -8,7 +8,14 @@ from mathse.logs import setup_logging
 def main(smk) -> None:
     setup_logging(smk.log[0])
     bench = dict(zip(smk.params.suites, smk.output.bench, strict=True))
-    prepare(smk.params.seed, DataConfig.model_validate(smk.params.data), smk.output.seed, smk.output.pool, bench)
+    prepare(
+        smk.params.seed,
+        DataConfig.model_validate(smk.params.data),
+        smk.output.seed,
+        smk.output.pool,
+        bench,
+        smk.output.quarantine,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from mathse.summarize import summarize
 def main(smk) -> None:
     setup_logging(smk.log[0])
     train = {re.search(r"(round_\d+)", p).group(1): p for p in smk.input.train}
-    summarize(list(smk.input.scores), train, smk.output.summary, smk.output.table)
+    summarize(list(smk.input.scores), train, smk.output.summary, smk.output.table, smk.input.quarantine)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,14 @@ SCORE = {
     "seed": Int,
 }
 
+QUARANTINE = {
+    "file": Str,  # the table the row came from
+    "row": Int,  # 0-based row in that file
+    "problem_id": Str,
+    "field": Str,  # the offending column
+    "reason": Str,
+}
+
 SUMMARY = {"suite": Str, "stage": Str, "accuracy": Float, "n": Int, "n_correct": Int, "train_size": Int}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -118,6 +126,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "train": TRAIN,
     "score": SCORE,
     "summary": SUMMARY,
+    "quarantine": QUARANTINE,
 }
 
 
@@ -163,7 +172,10 @@ def write_table(df: pl.DataFrame, path: str | Path, name: str) -> pl.DataFrame:
     df = conform(df, name, where=str(path))
     path, tmp = atomic_path(path)
     try:
-        df.write_parquet(tmp, compression="zstd", statistics=False)
+        try:
+            df.write_parquet(tmp, compression="zstd", statistics=False)
+        except (OSError, pl.exceptions.ComputeError) as err:  # a full disk surfaces as either
+            raise OSError(f"{path}: could not write the {name} artifact ({err}); nothing was written") from err
         failpoint(f"write_{name}")  # a crash here must leave no file that looks complete
         os.replace(tmp, path)
     finally:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mathse.artifacts import write_table
 from mathse.config import DataConfig
+from mathse.validate import check_problems
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,31 @@ def generate_split(seed: int, split: str, n: int, cfg: DataConfig, image_dir: Pa
     return pl.DataFrame(rows)
 
 
-def prepare(seed: int, cfg: DataConfig, seed_out: str, pool_out: str, bench_outs: dict[str, str]) -> None:
-    """The prepare rule: seed part, pool and held-out suites as canonical problem parquet."""
+def prepare(
+    seed: int,
+    cfg: DataConfig,
+    seed_out: str,
+    pool_out: str,
+    bench_outs: dict[str, str],
+    quarantine_out: str | None = None,
+) -> None:
+    """The prepare rule: seed part, pool and held-out suites as canonical problem parquet.
+
+    Every table is checked (`mathse.validate`); bad rows go to `quarantine_out` with their reasons.
+    """
     image_dir = Path(seed_out).parent / "images"
     outputs = [("seed", cfg.n_seed, seed_out), ("pool", cfg.n_pool, pool_out)]
     outputs += [("test", cfg.n_test, path) for path in bench_outs.values()]
+    quarantined = []
     for split, n, path in outputs:
-        table = write_table(generate_split(seed, split, n, cfg, image_dir), path, "problem")
+        good, bad = check_problems(generate_split(seed, split, n, cfg, image_dir), f"{split} (procedural)")
+        table = write_table(good, path, "problem")
+        quarantined.append(bad)
         counts = dict(table.group_by("source").len().sort("source").iter_rows())
         log.info("%s: %d %s problems %s; images in %s", path, table.height, split, counts, image_dir)
+    if quarantine_out:
+        bad = write_table(pl.concat(quarantined), quarantine_out, "quarantine")
+        log.info("%s: %d quarantined rows", quarantine_out, bad.height)
 
 
 def tokenizer_corpus(cfg: DataConfig, n: int = 400) -> list[str]:

@@ -121,5 +121,13 @@ def run_judge(rollouts_path: str, problems_path: str, out_path: str) -> pl.DataF
     verdicts = judge_table(rollouts, problems)
     judged = pl.concat([rollouts.drop("num_tokens", "finished", "temperature", "top_p"), verdicts], how="horizontal")
     n_correct = int(judged["answer_correct"].sum())
-    log.info("judged %d paths: %d CORRECT, %d WRONG", judged.height, n_correct, judged.height - n_correct)
+    log.info(
+        "judged %d paths: %d CORRECT, %d WRONG (%d empty, %d without a final answer, %d hit max_new_tokens)",
+        judged.height,
+        n_correct,
+        judged.height - n_correct,
+        int((judged["response"].str.strip_chars() == "").sum()),
+        int(judged["extracted"].is_null().sum()),
+        int((~rollouts["finished"]).sum()),
+    )
     return write_table(judged, out_path, "judgment")

@@ -17,7 +17,13 @@ def stage_key(stage: str) -> int:
     return -1 if stage == "base" else int(m.group(1)) if m else 10**6
 
 
-def summarize(score_paths: list[str], train_paths: dict[str, str], out_path: str, table_path: str) -> pl.DataFrame:
+def summarize(
+    score_paths: list[str],
+    train_paths: dict[str, str],
+    out_path: str,
+    table_path: str,
+    quarantine_path: str | None = None,
+) -> pl.DataFrame:
     scores = pl.concat([read_table(p, "score") for p in score_paths])
     sizes = {stage: pl.scan_parquet(p).select(pl.len()).collect().item() for stage, p in train_paths.items()}
     summary = (
@@ -32,6 +38,9 @@ def summarize(score_paths: list[str], train_paths: dict[str, str], out_path: str
     )
     summary = write_table(summary, out_path, "summary")
     table = markdown_table(summary)
+    if quarantine_path:
+        n_bad = read_table(quarantine_path, "quarantine").select("file", "row").unique().height
+        table += f"\nQuarantined problem rows: {n_bad} (reasons in {quarantine_path}).\n"
     write_text_atomic(table, table_path)
     log.info("summary:\n%s", table)
     return summary

@@ -3,6 +3,7 @@ rule prepare:
         seed=f"{RESULTS}/data/seed.parquet",
         pool=f"{RESULTS}/data/pool.parquet",
         bench=expand(f"{RESULTS}/data/bench/{{suite}}.parquet", suite=SUITES),
+        quarantine=f"{RESULTS}/data/quarantine.parquet",
     log:
         f"{LOGS}/prepare.log",
     benchmark:

@@ -2,6 +2,7 @@ rule summarize:
     input:
         scores=expand(f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet", stage=STAGES, suite=SUITES),
         train=expand(f"{RESULTS}/round_{{round}}/train.parquet", round=range(ROUNDS + 1)),
+        quarantine=f"{RESULTS}/data/quarantine.parquet",
     output:
         summary=f"{RESULTS}/summary.parquet",
         table=f"{RESULTS}/summary.md",
