@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default
+	$(BIN)/snakemake --profile profiles/local
 	$(BIN)/mathse summary results
 
 test: $(STAMP)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 dry-run: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default -n
+	$(BIN)/snakemake --profile profiles/local -n
 
 clean:
 	rm -rf results logs .snakemake

@@ -42,7 +42,9 @@ def test_every_field_is_documented():
     walk(Config)
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "tests/config_tiny.yaml", "config/defaults.yaml"])
+@pytest.mark.parametrize(
+    "path", ["config/config.yaml", "tests/config_tiny.yaml", "config/defaults.yaml", "config/presets/qwen2-vl-7b.yaml"]
+)
 def test_shipped_configs_are_valid(path):
     load_config_file(ROOT / path)
 

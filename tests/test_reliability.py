@@ -107,7 +107,7 @@ def snakemake(workdir: Path, *args: str, failpoint: str | None = None) -> subpro
     if failpoint:
         env["MATHSE_FAILPOINT"] = failpoint
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-           "--profile", str(ROOT / "profiles/default"), "--cores", "2", *args]  # fmt: skip
+           "--profile", str(ROOT / "profiles/local"), "--cores", "2", *args]  # fmt: skip
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, start_new_session=True)
 
 

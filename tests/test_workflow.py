@@ -100,7 +100,7 @@ def test_missing_model_path_fails_before_any_job(tmp_path):
 def finished_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("dag")
     write_config(workdir)
-    snakemake(workdir, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
+    snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
     return workdir
 
 
@@ -163,7 +163,7 @@ def test_whole_dag_rows_carry_provenance_and_the_loop_links_rounds(finished_run)
 
 @pytest.mark.slow
 def test_rerun_of_a_finished_run_runs_nothing(finished_run):
-    proc = snakemake(finished_run, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n")
+    proc = snakemake(finished_run, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -172,7 +172,7 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
     work = tmp_path / "copy"
     shutil.copytree(finished_run, work, symlinks=True)
     (work / "results/round_1/judgments.parquet").unlink()
-    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n"))
+    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n"))
     # Round 1 from judge on, and round 2 whose inputs change; nothing of round 0 or before.
     assert jobs == {
         "all": 1,
@@ -184,7 +184,7 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
         "evaluate": 2,
         "summarize": 1,
     }
-    snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
+    snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
     assert (work / "results/round_1/judgments.parquet").exists()
     assert read_table(work / "results/round_0/train.parquet", "train").equals(
         read_table(finished_run / "results/round_0/train.parquet", "train")
@@ -195,7 +195,30 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
 def test_forcerun_train_until_a_round_replans_only_up_to_it(finished_run):
     # The README's recipe: retrain (rounds 0 and 1) and stop after round 1's model.
     proc = snakemake(
-        finished_run, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n",
+        finished_run, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n",
         "--forcerun", "train", "--until", "results/round_1/adapter",
     )  # fmt: skip
     assert planned_jobs(proc) == {"train": 2, "rollout": 1, "judge": 1, "reflect": 1, "assemble": 1}
+
+
+def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path):
+    model = tmp_path / "Qwen2-VL-7B-Instruct"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        (ROOT / "config/presets/qwen2-vl-7b.yaml").read_text().replace("/path/to/Qwen2-VL-7B-Instruct", str(model))
+    )
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(cfg), "--profile", str(ROOT / "profiles/slurm"),
+         "-n"], cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    assert "make_tiny_model" not in text
+    blocks = {b.split("\n")[0].strip(): b for b in text.split("rule ")[1:]}
+    train = next(b for name, b in blocks.items() if name.startswith("train:"))
+    assert "gpu=1" in train and "slurm_partition=gpu" in train and "mem_mb=128000" in train
+    prepare = next(b for name, b in blocks.items() if name.startswith("prepare:"))
+    assert "gpu" not in prepare.split("resources:")[1].split("\n")[0]
+    assert "slurm_partition=cpu" in prepare

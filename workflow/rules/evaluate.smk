@@ -15,8 +15,6 @@ rule evaluate:
         prompt_version=config["rollout"]["prompt_version"],
         seed=config["run"]["seed"],
     threads: 1
-    resources:
-        gpu=1,
     conda:
         "../../envs/mathse.yaml"
     script:

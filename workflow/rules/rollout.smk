@@ -14,8 +14,6 @@ rule rollout:
         rollout=config["rollout"],
         seed=config["run"]["seed"],
     threads: 2
-    resources:
-        gpu=1,
     conda:
         "../../envs/mathse.yaml"
     script:

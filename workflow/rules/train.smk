@@ -15,8 +15,6 @@ rule train:
         prompt_version=config["rollout"]["prompt_version"],
         seed=config["run"]["seed"],
     threads: 2
-    resources:
-        gpu=1,
     conda:
         "../../envs/mathse.yaml"
     script:
