@@ -123,7 +123,7 @@ def orm_agreement(judgments: pl.DataFrame) -> pl.DataFrame:
 
 def flips(scores_a: pl.DataFrame, scores_b: pl.DataFrame) -> pl.DataFrame:
     """Each test problem's correctness in two stages: suite, problem_id, before, after, transition."""
-    a = scores_a.select("suite", "problem_id", before=pl.col("correct"))
+    a = scores_a.select("suite", "problem_id", before=pl.col("correct"), extracted_before="extracted")
     b = scores_b.select("suite", "problem_id", "answer", after=pl.col("correct"), extracted_after="extracted")
     word = {True: "correct", False: "wrong"}
     return (
