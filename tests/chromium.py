@@ -139,11 +139,16 @@ class Browser:
             raise RuntimeError(f"{expression[:200]}: {res['exceptionDetails']}")
         return res["result"].get("value")
 
-    def wait_for(self, condition: str, timeout: float | None = None):
-        """Poll a JavaScript expression until it is truthy; return its value."""
+    def wait_for(self, condition: str, timeout: float | None = None, frame: str | None = None):
+        """Poll a JavaScript expression (in the page, or in the child frame whose URL starts with `frame`)
+        until it is truthy; return its value."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        guarded = f"(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()"
         while True:
-            value = self.eval(f"(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()")
+            try:
+                value = self.eval_in_frame(frame, guarded) if frame else self.eval(guarded)
+            except LookupError:  # the frame is not there yet
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

@@ -262,7 +262,7 @@ def plot_pass_at_k(table: pl.DataFrame, path: str) -> None:
 def plot_orm(table: pl.DataFrame, path: str) -> None:
     plt = _pyplot()
     labels = [f"round_{r}" for r in table["round"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
     _stacked_bars(
         ax1,
         labels,
@@ -283,7 +283,7 @@ def plot_orm(table: pl.DataFrame, path: str) -> None:
     for x, a, t in zip(labels, table["agreement"], totals, strict=True):
         ax2.annotate(f"{100 * a:.0f}% agree", (x, t), textcoords="offset points", xytext=(0, 13), ha="center")
     ax2.set_title("ORM vs math-verify answer check")
-    ax2.legend(fontsize=7, loc="upper right")
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     _save(fig, path)
 
 
