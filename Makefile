@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mathse-installed
 
-.PHONY: setup demo test lint dry-run clean
+.PHONY: setup demo report test lint dry-run clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local
 	$(BIN)/mathse summary results
+	$(BIN)/snakemake --profile profiles/local --report results/report.html
+
+# The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.
+report: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local
+	$(BIN)/snakemake --profile profiles/local --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate(config, "workflow/schemas/config.schema.json")
 
 
@@ -27,6 +30,7 @@ include: "workflow/rules/assemble.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summarize.smk"
+include: "workflow/rules/report.smk"
 
 
 # Every artifact is a target, not only the summary: Snakemake does not remake a deleted intermediate
@@ -35,3 +39,4 @@ rule all:
     input:
         f"{RESULTS}/summary.parquet",
         all_artifacts(),
+        report_files(),

@@ -70,6 +70,8 @@ def test_dry_run_plans_every_stage(tmp_path):
         "train": 3,
         "evaluate": 4,
         "summarize": 1,
+        "plots": 1,
+        "gallery": 2,
     }
 
 
@@ -183,6 +185,8 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
         "rollout": 1,
         "evaluate": 2,
         "summarize": 1,
+        "plots": 1,
+        "gallery": 2,
     }
     snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
     assert (work / "results/round_1/judgments.parquet").exists()

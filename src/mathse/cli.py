@@ -1,4 +1,11 @@
-"""The `mathse` command: look at a run's results from the terminal."""
+"""The `mathse` command: look at a run's results from the terminal.
+
+  mathse summary results/                                      the stage-by-stage accuracy table
+  mathse show results/round_1/judgments.parquet --problem ID   one problem's paths and verdicts
+  mathse diff round_0 round_2 [--results results] [--suite S]  which test problems flipped
+
+Each takes --json to print machine-readable output instead.
+"""
 
 from __future__ import annotations
 
@@ -17,19 +24,185 @@ def cmd_summary(args: argparse.Namespace) -> int:
     path = Path(args.results) / "summary.parquet"
     summary = read_table(path, "summary")
     if args.json:
-        print(json.dumps(summary.to_dicts(), indent=2))
+        print(json.dumps(summary.to_dicts(), indent=2, ensure_ascii=False))
     else:
         print(markdown_table(summary), end="")
     return 0
 
 
+# Artifact kind of a results file, from its name (see mathse.artifacts.SCHEMAS).
+KINDS = {
+    "judgments": "judgment",
+    "rollouts": "rollout",
+    "reflections": "reflection",
+    "train": "train",
+    "remain": "problem",
+    "distilled": "distilled",
+    "seed": "problem",
+    "pool": "problem",
+    "summary": "summary",
+}
+VERDICT_FIELDS = ("status", "answer_correct", "extracted", "error_step", "error_analysis", "improvement_suggestion")
+
+
+def artifact_kind(path: Path) -> str:
+    if path.parent.name in ("scores",):
+        return "score"
+    if path.parent.name == "bench":
+        return "problem"
+    if path.stem not in KINDS:
+        raise ValueError(f"{path}: not a results artifact (expected one of {', '.join(sorted(KINDS))} or scores/*)")
+    return KINDS[path.stem]
+
+
+def results_root(path: Path) -> Path | None:
+    """The results folder a file belongs to: the nearest folder above it that holds data/."""
+    for parent in path.resolve().parents:
+        if (parent / "data").is_dir():
+            return parent
+    return None
+
+
+def find_problem(root: Path | None, problem_id: str) -> dict | None:
+    """The problem's row in the run's problem tables (seed, pool, benchmark suites)."""
+    if root is None:
+        return None
+    from mathse.artifacts import read_table
+
+    for table in [
+        root / "data/seed.parquet",
+        root / "data/pool.parquet",
+        *sorted((root / "data/bench").glob("*.parquet")),
+    ]:
+        if table.exists():
+            rows = read_table(table, "problem").filter(pl.col("problem_id") == problem_id)
+            if rows.height:
+                return rows.row(0, named=True)
+    return None
+
+
+def _indent(text: str | None, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in (text or "").splitlines()) or prefix + "(empty)"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mathse.artifacts import read_table
+
+    path = Path(args.artifact)
+    kind = artifact_kind(path)
+    rows = read_table(path, kind).filter(pl.col("problem_id") == args.problem)
+    if "sample_idx" in rows.columns:
+        rows = rows.sort([c for c in ("source_round", "round", "sample_idx") if c in rows.columns])
+    if rows.is_empty():
+        print(f"mathse show: no rows for problem {args.problem!r} in {path}", file=sys.stderr)
+        return 1
+    problem = find_problem(results_root(path), args.problem)
+    if args.json:
+        out = {"artifact": str(path), "kind": kind, "problem": problem, "rows": rows.to_dicts()}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{args.problem} in {path} ({kind}, {rows.height} row{'s' if rows.height > 1 else ''})")
+    if problem:
+        print(f"  question: {problem['question']}")
+        print(f"  answer:   {problem['answer']}")
+        print(f"  images:   {', '.join(problem['images']) or '(none)'}")
+    for r in rows.iter_rows(named=True):
+        head = [f"{k}={r[k]}" for k in ("round", "source_round", "sample_idx", "origin", "stage") if k in r]
+        print("\n- " + " ".join(head))
+        if kind == "judgment":
+            check = "right" if r["answer_correct"] else "wrong"
+            print(f"  ORM: {r['status']} (math-verify: answer {check}, extracted {r['extracted']!r})")
+            if r["status"] != "CORRECT":
+                print(f"  error step: {r['error_step']}")
+                print(f"  analysis:   {r['error_analysis']}")
+                print(f"  suggestion: {r['improvement_suggestion']}")
+        elif kind == "reflection":
+            print(f"  ORM re-check: {r['status']} (accepted: {r['accepted']}), error step given: {r['error_step']}")
+            print("  wrong path:")
+            print(_indent(r["wrong_response"]))
+        elif kind == "score":
+            print(f"  correct: {r['correct']} (extracted {r['extracted']!r}, answer {r['answer']!r})")
+        elif kind == "problem":
+            print("  reference steps:")
+            print(_indent("\n".join(r["solution_steps"] or [])))
+        if "response" in r:
+            print("  path:" if kind != "reflection" else "  rewrite:")
+            print(_indent(r["response"]))
+    return 0
+
+
+def stage_name(stage: str) -> str:
+    return f"round_{stage}" if stage.isdigit() else stage
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from mathse.artifacts import read_table
+    from mathse.report import TRANSITIONS, flips
+
+    root = Path(args.results)
+    before, after = stage_name(args.before), stage_name(args.after)
+    scores = {}
+    for stage in (before, after):
+        files = sorted((root / stage / "scores").glob("*.parquet"))
+        if args.suite:
+            files = [f for f in files if f.stem == args.suite]
+        if not files:
+            what = f"suite {args.suite!r} " if args.suite else ""
+            raise FileNotFoundError(f"no {what}scores for stage {stage!r} in {root / stage / 'scores'}")
+        scores[stage] = pl.concat([read_table(f, "score") for f in files])
+    table = flips(scores[before], scores[after])
+    out = []
+    for suite in sorted(table["suite"].unique().to_list()):
+        sub = table.filter(pl.col("suite") == suite)
+        changed = sub.filter(pl.col("before") != pl.col("after")).select(
+            "problem_id", "transition", "answer", "extracted_before", "extracted_after"
+        )
+        out.append(
+            {
+                "suite": suite,
+                "problems": sub.height,
+                "counts": {t: int((sub["transition"] == t).sum()) for t in TRANSITIONS},
+                "flipped": changed.to_dicts(),
+            }
+        )
+    if args.json:
+        print(json.dumps({"before": before, "after": after, "suites": out}, indent=2, ensure_ascii=False))
+        return 0
+    for s in out:
+        print(f"{s['suite']}: {before} -> {after}, {s['problems']} problems")
+        print("  " + "  ".join(f"{t}: {n}" for t, n in s["counts"].items()))
+        for t in ("wrong→correct", "correct→wrong"):
+            flipped = [f for f in s["flipped"] if f["transition"] == t]
+            print(f"  {t} ({len(flipped)}):")
+            for f in flipped:
+                print(
+                    f"    {f['problem_id']}: answer {f['answer']}, "
+                    f"{before} said {f['extracted_before']}, {after} said {f['extracted_after']}"
+                )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mathse", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mathse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summary", help="the stage-by-stage accuracy table of a results folder")
     p.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("show", help="one problem's rows in an artifact (paths, verdicts), with its image path")
+    p.add_argument("artifact", help="a results parquet file, e.g. results/round_1/judgments.parquet")
+    p.add_argument("--problem", required=True, help="problem_id")
+    p.add_argument("--json", action="store_true", help="print the problem and the rows as JSON")
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("diff", help="which test problems flipped between two stages")
+    p.add_argument("before", help="a stage: base, round_0, round_1 ... (or just the round number)")
+    p.add_argument("after", help="a later stage")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--suite", help="only this benchmark suite (default: all)")
+    p.add_argument("--json", action="store_true", help="print counts and flipped problems as JSON")
+    p.set_defaults(func=cmd_diff)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from mathse.logs import Progress
 from mathse.modeling import load_image, prompt_text
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def generate_paths(
 
     rows: dict[int, list[dict]] = {}
     total_tokens, t0 = 0, time.perf_counter()
-    bar = tqdm(total=len(problems) * num_samples, desc=desc, unit="path", disable=None, mininterval=2)
+    bar = Progress(len(problems) * num_samples, desc, "paths", log)
     for b, idx in enumerate(batches(order, batch_size)):
         images = [[load_image(path) for path in problems[i]["images"]] for i in idx]
         inputs = processor(
@@ -97,8 +97,7 @@ def generate_paths(
                 }
             )
             total_tokens += n
-        bar.update(len(idx) * num_samples)
-        bar.set_postfix(tok_s=f"{total_tokens / (time.perf_counter() - t0):.0f}")
+        bar.update(len(idx) * num_samples, tok_s=f"{total_tokens / (time.perf_counter() - t0):.0f}")
     bar.close()
     elapsed = time.perf_counter() - t0
     log.info(

@@ -16,6 +16,7 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.grading import answers_match, extract_answer, normalize
+from mathse.logs import Progress
 from mathse.prompts import parse_steps
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
         for r in problems.select("problem_id", "answer", "precision", "solution_steps").iter_rows(named=True)
     }
     out = []
+    bar = Progress(paths.height, "judge", "paths", log)
     for pid, response in paths.select("problem_id", "response").iter_rows():
         if pid not in ref:
             raise KeyError(f"path for unknown problem_id {pid!r}")
@@ -101,6 +103,8 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
                 "judgment_json": v.to_json(),
             }
         )
+        bar.update()
+    bar.close()
     schema = {
         "extracted": pl.String,
         "answer_correct": pl.Boolean,

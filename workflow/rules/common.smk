@@ -18,6 +18,7 @@ LOGS = CFG.run.logs_dir
 ROUNDS = CFG.run.rounds
 SUITES = CFG.eval.suites
 MODEL = CFG.model.path
+REPORT = f"{RESULTS}/report"
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
 if not CFG.model.make_tiny and not Path(MODEL).is_dir():
@@ -94,3 +95,17 @@ def all_artifacts():
             files.append(f"{round_dir(r)}/reflections.parquet")
     files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
     return files
+
+
+def gallery_reflections(wildcards):
+    """The reflections of round r's wrong paths: made in round r (every_round), in the last round (final)."""
+    r = int(wildcards.round)
+    made_in = [i for i in range(r, ROUNDS + 1) if reflects_in(i)][:1]
+    return [f"{round_dir(i)}/reflections.parquet" for i in made_in]
+
+
+def report_files():
+    """The figures and each round's gallery (targets of rule all, so that --report finds them)."""
+    figures = ["summary.rst"] + [f"{name}.png" for name in ("accuracy", "transitions", "training", "pool")]
+    figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes")]
+    return [f"{REPORT}/{name}" for name in figures] + [f"{REPORT}/gallery/round_{r}.html" for r in range(1, ROUNDS + 1)]

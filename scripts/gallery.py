@@ -1,0 +1,20 @@
+"""Rule gallery: one round's paths, ORM verdicts and reflections -> results/report/gallery/round_{r}.html."""
+
+from mathse.logs import setup_logging
+from mathse.report import make_gallery
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    make_gallery(
+        smk.input.judgments,
+        list(smk.input.reflections),
+        [smk.input.seed, smk.input.pool],
+        smk.output[0],
+        round_idx=int(smk.wildcards.round),
+        n_examples=smk.params.n_examples,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

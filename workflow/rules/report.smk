@@ -1,0 +1,95 @@
+# The report's figures and example gallery; `snakemake --report results/report.html` embeds them
+# (captions in workflow/report/).
+
+
+rule plots:
+    input:
+        summary=f"{RESULTS}/summary.parquet",
+        scores=expand(f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet", stage=STAGES, suite=SUITES),
+        train=expand(f"{RESULTS}/round_{{round}}/train.parquet", round=range(ROUNDS + 1)),
+        remain=expand(f"{RESULTS}/round_{{round}}/remain.parquet", round=range(ROUNDS + 1)),
+        judgments=expand(f"{RESULTS}/round_{{round}}/judgments.parquet", round=range(1, ROUNDS + 1)),
+        pool=f"{RESULTS}/data/pool.parquet",
+    output:
+        table=f"{REPORT}/summary.rst",
+        accuracy=report(
+            f"{REPORT}/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="1. Accuracy",
+            labels={"figure": "accuracy per stage and suite"},
+        ),
+        transitions=report(
+            f"{REPORT}/transitions.png",
+            caption="../report/transitions.rst",
+            category="1. Accuracy",
+            labels={"figure": "transitions between stages"},
+        ),
+        training=report(
+            f"{REPORT}/training.png",
+            caption="../report/training.rst",
+            category="2. Self-evolution",
+            labels={"figure": "training set by origin"},
+        ),
+        pool=report(
+            f"{REPORT}/pool.png",
+            caption="../report/pool.rst",
+            category="2. Self-evolution",
+            labels={"figure": "remaining pool"},
+        ),
+        pass_at_k=report(
+            f"{REPORT}/pass_at_k.png",
+            caption="../report/pass_at_k.rst",
+            category="2. Self-evolution",
+            labels={"figure": "pass@k of the rollouts"},
+        ),
+        orm=report(
+            f"{REPORT}/orm.png",
+            caption="../report/orm.rst",
+            category="3. ORM",
+            labels={"figure": "verdicts and agreement with math-verify"},
+        ),
+        runtimes=report(
+            f"{REPORT}/runtimes.png",
+            caption="../report/runtimes.rst",
+            category="5. Runtimes",
+            labels={"figure": "runtime per rule"},
+        ),
+    log:
+        f"{LOGS}/plots.log",
+    benchmark:
+        f"{LOGS}/benchmarks/plots.tsv"
+    params:
+        # Read when the rule runs: every other job's benchmark file is written by then.
+        benchmarks=f"{LOGS}/benchmarks",
+    threads: 1
+    conda:
+        "../../envs/mathse.yaml"
+    script:
+        "../../scripts/plots.py"
+
+
+rule gallery:
+    input:
+        judgments=f"{RESULTS}/round_{{round}}/judgments.parquet",
+        reflections=gallery_reflections,
+        seed=f"{RESULTS}/data/seed.parquet",
+        pool=f"{RESULTS}/data/pool.parquet",
+    output:
+        report(
+            f"{REPORT}/gallery/round_{{round}}.html",
+            caption="../report/gallery.rst",
+            category="4. Examples",
+            labels={"round": "{round}"},
+        ),
+    log:
+        f"{LOGS}/gallery/round_{{round}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/gallery/round_{{round}}.tsv"
+    params:
+        n_examples=6,
+    threads: 1
+    conda:
+        "../../envs/mathse.yaml"
+    script:
+        "../../scripts/gallery.py"
+
