@@ -21,12 +21,12 @@ PROBLEM = {
     "images": StrList,  # image file paths, relative to the working directory
     "choices": StrList,  # empty for free-form answers
     "answer": Str,
-    "answer_type": Str,  # integer | float | text | choice
+    "answer_type": Str,  # integer | float | text | choice | list
     "precision": Int,  # decimals for float answers, null otherwise
     "source": Str,  # dataset or procedural family
     "split": Str,  # seed | pool | test
     "solution_steps": StrList,  # reference trace, one string per step (may be empty for benchmarks)
-    "metadata": Str,  # JSON object
+    "metadata": Str,  # JSON object: benchmark fields (question_type, unit, problem_version, subject, level ...)
 }
 
 PROVENANCE = {"round": Int, "model": Str, "backend": Str, "prompt_version": Str, "seed": Int}
