@@ -241,7 +241,7 @@ def test_score_table_and_breakdown():
         }
     )
     responses = ["The answer is 1.", "The answer is 5.", "The answer is 3."]
-    scored = score_table(problems, responses, "mathverse").with_columns(problem_id=problems["problem_id"])
+    scored = score_table(problems, responses, "mathverse")
     assert scored["correct"].to_list() == [True, False, True]
     table = breakdown(scored, problems, "mathverse")
     assert table.rows() == [("problem_version", "Text Lite", 2, 0.5), ("problem_version", "Vision Only", 1, 1.0)]

@@ -96,9 +96,12 @@ SCORE = {
     "problem_id": Str,
     "source": Str,
     "response": Str,
-    "extracted": Str,
+    "extracted": Str,  # the answer taken from the response, null when none
+    "rule": Str,  # which extraction rule produced it (answer_prefix, boxed, answer_is, letter, ...)
     "answer": Str,
     "correct": Bool,
+    "matched_by": Str,  # how it equals the answer (exact, letter, numeric, math_verify, ...); null when wrong
+    "scoring": Str,  # the benchmark's rules used: mathse | mathvista | mathverse | mathvision | generic
     "model": Str,
     "backend": Str,
     "prompt_version": Str,

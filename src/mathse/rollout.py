@@ -1,7 +1,8 @@
 """The rollout and evaluate rules: the current model solves problems.
 
 Rollouts sample k paths per remaining problem from round r-1's model; evaluation decodes one greedy path
-per benchmark problem and grades it with the same checker the ORM uses.
+per benchmark problem and scores it by the suite's benchmark rules (mathse.scoring; the synthetic suite
+uses the same checker as the ORM).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import polars as pl
 from mathse.artifacts import read_table, write_table
 from mathse.config import EvalConfig, ModelConfig, RolloutConfig
 from mathse.generation import generate_paths
-from mathse.grading import answers_match, extract_answer
 from mathse.modeling import load_model, load_processor
+from mathse.scoring import breakdown, score_table
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ def run_evaluate(
     stage: str,
     seed: int,
     prompt_version: str,
+    scoring: str = "mathse",
 ) -> pl.DataFrame:
-    """Greedy answers to a held-out suite, graded per problem."""
+    """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
     problems = read_table(suite_path, "problem")
     model, processor = load_for_generation(model_cfg, weights)
     paths = generate_paths(
@@ -99,20 +101,7 @@ def run_evaluate(
         prompt_version=prompt_version,
         desc=f"evaluate {stage} {suite}",
     )
-    rows = []
-    for p, g in zip(problems.iter_rows(named=True), paths, strict=True):
-        extracted = extract_answer(g["response"])
-        rows.append(
-            {
-                "problem_id": p["problem_id"],
-                "source": p["source"],
-                "response": g["response"],
-                "extracted": extracted,
-                "answer": p["answer"],
-                "correct": answers_match(extracted, p["answer"], p["precision"]),
-            }
-        )
-    out = pl.DataFrame(rows).with_columns(
+    out = score_table(problems, [g["response"] for g in paths], scoring).with_columns(
         suite=pl.lit(suite),
         stage=pl.lit(stage),
         model=pl.lit(model_cfg.name),
@@ -120,5 +109,7 @@ def run_evaluate(
         prompt_version=pl.lit(prompt_version),
         seed=pl.lit(seed, pl.Int64),
     )
+    for row in breakdown(out, problems, scoring).select("key", "value", "accuracy", "n").iter_rows(named=True):
+        log.info("%s on %s, %s %s: accuracy %.3f (%d problems)", stage, suite, *row.values())
     log.info("%s on %s: accuracy %.3f (%d problems)", stage, suite, out["correct"].mean(), out.height)
     return write_table(out, out_path, "score")

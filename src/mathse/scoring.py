@@ -478,16 +478,31 @@ def score_response(scoring: str, response: str, problem: dict) -> Verdict:
 
 
 def score_table(problems: pl.DataFrame, responses: list[str], scoring: str) -> pl.DataFrame:
-    """One row per problem: extracted, rule, correct, matched_by (problems and responses aligned)."""
+    """Score rows (problems and responses aligned): the score artifact's columns short of provenance."""
     verdicts = [score_response(scoring, r, p) for p, r in zip(problems.iter_rows(named=True), responses, strict=True)]
     return pl.DataFrame(
         {
+            "problem_id": problems["problem_id"],
+            "source": problems["source"] if "source" in problems.columns else [None] * problems.height,
+            "response": responses,
             "extracted": [v.extracted for v in verdicts],
             "rule": [v.rule for v in verdicts],
+            "answer": problems["answer"],
             "correct": [v.correct for v in verdicts],
             "matched_by": [v.matched_by for v in verdicts],
+            "scoring": [scoring] * problems.height,
         },
-        schema={"extracted": pl.String, "rule": pl.String, "correct": pl.Boolean, "matched_by": pl.String},
+        schema={
+            "problem_id": pl.String,
+            "source": pl.String,
+            "response": pl.String,
+            "extracted": pl.String,
+            "rule": pl.String,
+            "answer": pl.String,
+            "correct": pl.Boolean,
+            "matched_by": pl.String,
+            "scoring": pl.String,
+        },
     )
 
 
@@ -509,3 +524,31 @@ def breakdown(scores: pl.DataFrame, problems: pl.DataFrame, scoring: str) -> pl.
         for value, group in table.group_by("value", maintain_order=True):
             rows.append({"key": key, "value": value[0], "n": group.height, "accuracy": group["correct"].mean()})
     return pl.DataFrame(rows, schema=schema).sort("key", "value")
+
+
+def score_responses(problems: pl.DataFrame, responses: pl.DataFrame, scoring: str) -> tuple[pl.DataFrame, int]:
+    """Score a table of responses (`problem_id`, `response`) against problem parquet rows.
+
+    Responses may be keyed by the canonical problem_id or by the benchmark's published id (metadata
+    `source_id`, e.g. MathVista's pid). A problem without a response is scored as an empty response
+    (wrong), as the official scripts count it; returns the scores and how many had no response.
+    """
+    for col in ("problem_id", "response"):
+        if col not in responses.columns:
+            raise ValueError(f"responses need columns problem_id and response; found {responses.columns}")
+    responses = responses.select(pl.col("problem_id").cast(pl.String), pl.col("response").cast(pl.String))
+    dup = responses.filter(pl.col("problem_id").is_duplicated())["problem_id"].unique().to_list()
+    if dup:
+        raise ValueError(f"responses: duplicated problem_id {dup[:5]}")
+    by_id = dict(responses.iter_rows())
+    source_ids = [str(_meta({"metadata": m}).get("source_id")) for m in problems["metadata"]]
+    known = set(problems["problem_id"]) | set(source_ids)
+    unknown = [pid for pid in by_id if pid not in known]
+    if unknown:
+        raise ValueError(f"responses: {len(unknown)} problem_id not in the problems, e.g. {unknown[:5]}")
+    texts, missing = [], 0
+    for pid, sid in zip(problems["problem_id"], source_ids, strict=True):
+        text = by_id.get(pid, by_id.get(sid))
+        missing += text is None
+        texts.append(text or "")
+    return score_table(problems, texts, scoring), missing
