@@ -38,13 +38,6 @@ from mathse.artifacts import PROBLEM, read_table, write_table, write_text_atomic
 log = logging.getLogger(__name__)
 
 FORMATS = ("mathvista", "mathverse", "mathvision", "mathvl", "jsonl")
-DEFAULT_SCORING = {
-    "mathvista": "mathvista",
-    "mathverse": "mathverse",
-    "mathvision": "mathvision",
-    "mathvl": "generic",
-    "jsonl": "generic",
-}
 REQUIRED = {
     "mathvista": ["pid", "question", "choices", "answer", "question_type", "answer_type"],
     "mathverse": ["sample_index", "problem_version", "question", "image", "answer", "question_type"],

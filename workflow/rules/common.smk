@@ -1,4 +1,6 @@
 # Config normalisation and the input functions that link round r to round r-1.
+import glob
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -17,6 +19,12 @@ RESULTS = CFG.run.results_dir
 LOGS = CFG.run.logs_dir
 ROUNDS = CFG.run.rounds
 SUITES = CFG.eval.suites
+# Suites imported from local benchmark files; the others are drawn by the procedural generator.
+BENCHMARKS = {name: CFG.data.benchmarks[name] for name in SUITES if name in CFG.data.benchmarks}
+PROCEDURAL_SUITES = [s for s in SUITES if s not in BENCHMARKS]
+# The generator's settings without the benchmark ones: declaring a benchmark must not regenerate the pool
+# (and so retrain every round).
+PROCEDURAL_DATA = CFG.data.model_dump(mode="json", exclude={"benchmarks", "contamination"})
 MODEL = CFG.model.path
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
@@ -94,3 +102,19 @@ def all_artifacts():
             files.append(f"{round_dir(r)}/reflections.parquet")
     files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
     return files
+
+
+def benchmark_source(wildcards):
+    """The local files a benchmark suite is imported from (a glob expanded; missing files fail the DAG)."""
+    path = BENCHMARKS[wildcards.suite].path
+    if any(c in path for c in "*?["):
+        return sorted(glob.glob(path, recursive=True)) or [path]
+    return path
+
+
+def benchmark_params(wildcards):
+    return BENCHMARKS[wildcards.suite].model_dump(mode="json")
+
+
+def suite_scoring(wildcards):
+    return CFG.suite_scoring(wildcards.suite)

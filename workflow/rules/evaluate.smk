@@ -13,6 +13,7 @@ rule evaluate:
         model=config["model"],
         eval=config["eval"],
         prompt_version=config["rollout"]["prompt_version"],
+        scoring=suite_scoring,
         seed=config["run"]["seed"],
     threads: 1
     resources:
