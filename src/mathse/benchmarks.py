@@ -543,8 +543,11 @@ def import_benchmark(
     table = pl.DataFrame(rows, schema=PROBLEM)
     n_read = table.height + len(quarantine)
     if where:
+        n = table.height
         table = table.filter(pl.Series([_matches(r, where) for r in table.iter_rows(named=True)], dtype=pl.Boolean))
-    if limit is not None:
+        log.info("where %s: kept %d of %d problems", where, table.height, n)
+    if limit is not None and table.height > limit:
+        log.info("limit: kept the first %d of %d problems", limit, table.height)
         table = table.head(limit)
     write_text_atomic("".join(json.dumps(q, default=str) + "\n" for q in quarantine), paths["quarantine"])
     if pool and contamination != "off":

@@ -25,6 +25,8 @@ PROCEDURAL_SUITES = [s for s in SUITES if s not in BENCHMARKS]
 # The generator's settings without the benchmark ones: declaring a benchmark must not regenerate the pool
 # (and so retrain every round).
 PROCEDURAL_DATA = CFG.data.model_dump(mode="json", exclude={"benchmarks", "contamination"})
+# Evaluation settings without the suite list: adding a suite must not re-evaluate the others.
+EVAL_SETTINGS = CFG.eval.model_dump(mode="json", exclude={"suites"})
 MODEL = CFG.model.path
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
