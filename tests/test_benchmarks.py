@@ -165,3 +165,49 @@ def test_inline_choices_and_question_key():
     assert parse_inline_choices("Find x.\nChoices:\n(A) 1\n(B) 2") == ["1", "2"]
     assert parse_inline_choices("Find x.") == []
     assert question_key("  What is  the AREA?\n") == question_key("what is the area")
+
+
+def test_json_releases_with_image_folders(tmp_path):
+    """MathVista's testmini.json (pid -> problem) and MathVerse's testmini.json (a list), images in images/."""
+    from conftest import draw_image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/1.jpg").write_bytes(draw_image("1", "JPEG"))
+    (tmp_path / "images/image_1.png").write_bytes(draw_image("v"))
+    vista = {
+        "1": {
+            "pid": "1",
+            "question": "How many?",
+            "image": "images/1.jpg",
+            "choices": None,
+            "unit": None,
+            "precision": None,
+            "answer": "3",
+            "question_type": "free_form",
+            "answer_type": "integer",
+            "query": "Question: How many?",
+            "metadata": {"task": "figure question answering", "split": "testmini"},
+        }
+    }
+    (tmp_path / "testmini.json").write_text(json.dumps(vista))
+    table = import_benchmark("mathvista", tmp_path / "testmini.json", tmp_path / "out/vista.parquet")
+    assert table["problem_id"].to_list() == ["mathvista-1"] and Path(table["images"][0][0]).is_file()
+    verse = [
+        {
+            "sample_index": "1",
+            "problem_index": "1",
+            "problem_version": "Text Lite",
+            "question": "Find x.",
+            "image": "image_1.png",
+            "answer": "4",
+            "question_type": "free-form",
+            "metadata": {"subject": "Plane Geometry"},
+            "query_wo": "Find x.",
+            "query_cot": "Find x, step by step.",
+        }
+    ]
+    (tmp_path / "verse").mkdir()
+    (tmp_path / "verse/testmini.json").write_text(json.dumps(verse))
+    (tmp_path / "verse/images").symlink_to(tmp_path / "images")
+    table = import_benchmark("mathverse", tmp_path / "verse", tmp_path / "out/verse.parquet")
+    assert table["answer"].to_list() == ["4"] and table["question"].to_list() == ["Find x, step by step."]
