@@ -21,6 +21,7 @@ def main(smk) -> None:
         stage=smk.wildcards.stage,
         seed=smk.params.seed,
         prompt_version=smk.params.prompt_version,
+        scoring=smk.params.scoring,
     )
 
 

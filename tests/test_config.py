@@ -74,3 +74,47 @@ def test_lora_fields_feed_peft_directly():
     cfg = Config().train.lora
     lora = LoraConfig(**cfg.model_dump())
     assert lora.r == cfg.r and lora.lora_alpha == cfg.lora_alpha
+
+
+def test_benchmark_suites_are_declared_and_scored_by_their_rules():
+    cfg = load_config(
+        {
+            "data": {
+                "benchmarks": {
+                    "gps": {
+                        "format": "mathvista",
+                        "path": "b/*.parquet",
+                        "where": {"task": "geometry problem solving"},
+                    },
+                    "mine": {"format": "jsonl", "path": "mine.jsonl"},
+                    "vl": {"format": "mathvl", "path": "vl.jsonl", "scoring": "mathverse"},
+                }
+            },
+            "eval": {"suites": ["gps", "synthetic", "mine", "vl"]},
+        }
+    )
+    assert [cfg.suite_scoring(s) for s in cfg.eval.suites] == ["mathvista", "mathse", "generic", "mathverse"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"eval": {"suites": ["mathvista"]}}, "eval.suites: ['mathvista'] not declared"),
+        ({"eval": {"suites": ["synthetic", "synthetic"]}}, "listed twice"),
+        ({"data": {"benchmarks": {"synthetic": {"format": "jsonl", "path": "x"}}}}, "data.benchmarks.synthetic"),
+        ({"data": {"benchmarks": {"a b": {"format": "jsonl", "path": "x"}}}}, "data.benchmarks.a b"),
+        ({"data": {"benchmarks": {"x": {"format": "mmmu", "path": "x"}}}}, "data.benchmarks.x.format"),
+        ({"data": {"benchmarks": {"x": {"format": "jsonl"}}}}, "data.benchmarks.x.path"),
+        ({"data": {"contamination": "drop"}}, "data.contamination"),
+    ],
+)
+def test_invalid_benchmark_config_names_the_key(raw, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(raw)
+    assert needle in str(err.value)
+
+
+def test_benchmarks_preset_is_valid():
+    cfg = load_config_file(ROOT / "config/presets/benchmarks.yaml")
+    assert cfg.eval.suites == ["gps", "mathvista", "mathverse", "mathvision"]
+    assert [cfg.suite_scoring(s) for s in cfg.eval.suites] == ["mathvista", "mathvista", "mathverse", "mathvision"]

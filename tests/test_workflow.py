@@ -226,3 +226,71 @@ def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path):
     prepare = next(b for name, b in blocks.items() if name.startswith("prepare:"))
     assert "gpu" not in prepare.split("resources:")[1].split("\n")[0]
     assert "slurm_partition=cpu" in prepare
+
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmark suites from local files flow through import, evaluate and the summary.
+
+SUITES = ["synthetic", "gps", "mathvista", "mathverse", "mathvision"]
+
+
+def add_benchmarks(workdir: Path, files: dict[str, Path], suites=SUITES, **run) -> None:
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["data"]["benchmarks"] = {
+        "gps": {"format": "mathvista", "path": str(files["mathvista"]), "where": {"task": "geometry problem solving"}},
+        "mathvista": {"format": "mathvista", "path": str(files["mathvista"].parent / "testmini-*.parquet")},
+        "mathverse": {"format": "mathverse", "path": str(files["mathverse"]), "limit": 3},
+        "mathvision": {"format": "mathvision", "path": str(files["mathvision"])},
+    }
+    cfg["eval"]["suites"] = list(suites)
+    cfg["run"].update(run)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_dry_run_imports_and_scores_each_benchmark_suite(tmp_path, benchmark_files):
+    write_config(tmp_path)
+    add_benchmarks(tmp_path, benchmark_files)
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
+    assert jobs["import_benchmark"] == 4 and jobs["prepare"] == 1
+    assert jobs["evaluate"] == 4 * len(SUITES)
+
+
+def test_a_missing_benchmark_file_fails_before_any_job(tmp_path, benchmark_files):
+    write_config(tmp_path)
+    add_benchmarks(tmp_path, {**benchmark_files, "mathverse": tmp_path / "MathVerse/testmini.parquet"})
+    proc = snakemake(tmp_path, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert "MathVerse/testmini.parquet" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_adding_a_benchmark_to_a_finished_run_does_not_retrain(finished_run, tmp_path, benchmark_files):
+    work = tmp_path / "copy"
+    shutil.copytree(finished_run, work, symlinks=True)
+    add_benchmarks(work, benchmark_files, suites=["synthetic", "mathvision"])
+    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/default"), "--cores", "2", "-n"))
+    assert jobs == {"all": 1, "import_benchmark": 1, "evaluate": 4, "summarize": 1}
+
+
+@pytest.mark.slow
+def test_benchmark_suites_are_scored_by_their_rules_into_the_summary(tmp_path, benchmark_files):
+    # Benchmark suites only (no procedural test suite), to keep the run short: 2 stages x 3 suites.
+    suites = ["gps", "mathverse", "mathvision"]
+    write_config(tmp_path)
+    add_benchmarks(tmp_path, benchmark_files, suites=suites, rounds=0)
+    snakemake(tmp_path, "--profile", str(ROOT / "profiles/default"), "--cores", "2")
+    res = tmp_path / "results"
+    for suite, n, scoring in [("gps", 2, "mathvista"), ("mathverse", 3, "mathverse"), ("mathvision", 4, "mathvision")]:
+        assert read_table(res / f"data/bench/{suite}.parquet", "problem").height == n, suite
+        for stage in ["base", "round_0"]:
+            scores = read_table(res / f"{stage}/scores/{suite}.parquet", "score")
+            assert set(scores["scoring"]) == {scoring} and scores.height == n, (stage, suite)
+    assert not (res / "data/bench/synthetic.parquet").exists()
+    assert (res / "data/bench/gps.quarantine.jsonl").read_text().count("\n") == 5
+    assert (res / "data/bench/mathvision.contamination.jsonl").exists()
+    assert "contamination:" in (tmp_path / "logs/import_benchmark/mathvision.log").read_text()
+    table = (res / "summary.md").read_text().splitlines()
+    assert table[0] == "| stage | train examples | " + " | ".join(suites) + " | average |"
+    summary = pl.read_parquet(res / "summary.parquet")
+    assert summary["suite"].unique(maintain_order=True).to_list() == suites

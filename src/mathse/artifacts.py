@@ -23,12 +23,12 @@ PROBLEM = {
     "images": StrList,  # image file paths, relative to the working directory
     "choices": StrList,  # empty for free-form answers
     "answer": Str,
-    "answer_type": Str,  # integer | float | text | choice
+    "answer_type": Str,  # integer | float | text | choice | list
     "precision": Int,  # decimals for float answers, null otherwise
     "source": Str,  # dataset or procedural family
     "split": Str,  # seed | pool | test
     "solution_steps": StrList,  # reference trace, one string per step (may be empty for benchmarks)
-    "metadata": Str,  # JSON object
+    "metadata": Str,  # JSON object: benchmark fields (question_type, unit, problem_version, subject, level ...)
 }
 
 PROVENANCE = {"round": Int, "model": Str, "backend": Str, "prompt_version": Str, "seed": Int}
@@ -98,9 +98,12 @@ SCORE = {
     "problem_id": Str,
     "source": Str,
     "response": Str,
-    "extracted": Str,
+    "extracted": Str,  # the answer taken from the response, null when none
+    "rule": Str,  # which extraction rule produced it (answer_prefix, boxed, answer_is, letter, ...)
     "answer": Str,
     "correct": Bool,
+    "matched_by": Str,  # how it equals the answer (exact, letter, numeric, math_verify, ...); null when wrong
+    "scoring": Str,  # the benchmark's rules used: mathse | mathvista | mathverse | mathvision | generic
     "model": Str,
     "backend": Str,
     "prompt_version": Str,

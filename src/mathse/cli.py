@@ -1,10 +1,13 @@
-"""The `mathse` command: look at a run's results from the terminal.
+"""The `mathse` command: import benchmarks, score responses, look at a run's results from the terminal.
 
+  mathse import --format FMT SRC -o OUT.parquet                 a benchmark as published -> problem parquet
+  mathse score --suite S --problems P --responses R -o OUT      score responses by a benchmark's rules
   mathse summary results/                                      the stage-by-stage accuracy table
   mathse show results/round_1/judgments.parquet --problem ID   one problem's paths and verdicts
   mathse diff round_0 round_2 [--results results] [--suite S]  which test problems flipped
 
-Each takes --json to print machine-readable output instead.
+import and score call the same functions as the pipeline's rules (mathse.benchmarks, mathse.scoring), so
+a score computed here equals the one the evaluate rule writes. summary, show and diff take --json.
 """
 
 from __future__ import annotations
@@ -182,7 +185,56 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from mathse.benchmarks import import_benchmark, report_paths
+
+    where = dict(kv.split("=", 1) for kv in args.where)
+    table = import_benchmark(
+        args.format,
+        args.src,
+        args.output,
+        where=where or None,
+        limit=args.limit,
+        pool=args.pool or None,
+        contamination=args.contamination,
+    )
+    reports = report_paths(args.output)
+    n_bad = sum(1 for _ in reports["quarantine"].open()) if reports["quarantine"].exists() else 0
+    print(f"{args.output}: {table.height} problems; {n_bad} quarantined ({reports['quarantine']})")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from mathse.artifacts import read_table, write_table
+    from mathse.scoring import breakdown, score_responses
+
+    problems = read_table(args.problems, "problem")
+    responses = (
+        pl.read_parquet(args.responses) if args.responses.endswith(".parquet") else pl.read_ndjson(args.responses)
+    )
+    scores, missing = score_responses(problems, responses, args.suite)
+    scores = scores.with_columns(
+        suite=pl.lit(args.suite),
+        stage=pl.lit(args.stage),
+        model=pl.lit(args.model),
+        backend=pl.lit("external"),
+        prompt_version=pl.lit(None, pl.String),
+        seed=pl.lit(None, pl.Int64),
+    )
+    write_table(scores, args.output, "score")
+    n, k = scores.height, int(scores["correct"].sum())
+    if missing:
+        print(f"warning: {missing} of {n} problems have no response and count as wrong", file=sys.stderr)
+    print(f"{args.suite}: accuracy {100 * k / max(n, 1):.2f}% ({k}/{n})")
+    for row in breakdown(scores, problems, args.suite).iter_rows(named=True):
+        print(f"  {row['key']} {row['value']}: {100 * row['accuracy']:.2f}% (n={row['n']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from mathse.benchmarks import FORMATS
+    from mathse.scoring import SCORINGS
+
     parser = argparse.ArgumentParser(
         prog="mathse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -203,7 +255,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", help="only this benchmark suite (default: all)")
     p.add_argument("--json", action="store_true", help="print counts and flipped problems as JSON")
     p.set_defaults(func=cmd_diff)
+    p = sub.add_parser("import", help="a benchmark as published (local files) -> canonical problem parquet")
+    p.add_argument("src", help="the benchmark file, folder or glob as downloaded")
+    p.add_argument("--format", required=True, choices=FORMATS, help="the published format of SRC")
+    p.add_argument("-o", "--output", required=True, help="problem parquet to write (images go beside it)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep rows whose metadata "
+                   "has this value, e.g. 'task=geometry problem solving' (MathVista GPS); repeatable")  # fmt: skip
+    p.add_argument("--limit", type=int, help="keep only the first N problems")
+    p.add_argument("--pool", action="append", help="training pool problem parquet to check for contamination")
+    p.add_argument("--contamination", choices=["report", "exclude"], default="report", help="with --pool")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("score", help="score model responses by a benchmark's official rules")
+    p.add_argument("--suite", required=True, choices=SCORINGS, help="whose rules to score by")
+    p.add_argument("--problems", required=True, help="problem parquet (from `mathse import` or the pipeline)")
+    p.add_argument("--responses", required=True, help="parquet (or JSONL) with columns problem_id and response")
+    p.add_argument("-o", "--output", required=True, help="score parquet to write, one row per problem")
+    p.add_argument("--stage", default="external", help="stage recorded in the rows (default: external)")
+    p.add_argument("--model", default="unknown", help="model name recorded in the rows")
+    p.set_defaults(func=cmd_score)
+
     args = parser.parse_args(argv)
+    if args.command in ("import", "score"):
+        from mathse.logs import setup_logging
+
+        setup_logging(None)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, pl.exceptions.PolarsError) as err:

@@ -9,6 +9,7 @@ Fields that feed a library argument carry that argument's name (peft `LoraConfig
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -62,9 +63,40 @@ class ModelConfig(Section):
     max_pixels: int | None = Field(None, description="Override the processor's max_pixels (None: checkpoint's).")
 
 
+# The scoring rules each import format gets unless a suite names others.
+FORMAT_SCORING = {"mathvista": "mathvista", "mathverse": "mathverse", "mathvision": "mathvision"}
+PROCEDURAL_SUITE = "synthetic"
+
+
+class BenchmarkSource(Section):
+    format: Literal["mathvista", "mathverse", "mathvision", "mathvl", "jsonl"] = Field(
+        description="Published format of the files (see README, Benchmarks): MathVista testmini/test parquet, "
+        "MathVerse testmini, MATH-Vision, MathVL-test style JSONL, or the generic JSONL/parquet."
+    )
+    path: str = Field(
+        description="Local file, folder or glob as downloaded, relative to the working directory "
+        "(nothing is fetched), e.g. benchmarks/MathVista/data/testmini-*.parquet."
+    )
+    scoring: Literal["mathvista", "mathverse", "mathvision", "generic"] | None = Field(
+        None,
+        description="Whose official rules score this suite (null: the format's own; mathvl and jsonl: generic).",
+    )
+    where: dict[str, str] = Field(
+        default_factory=dict,
+        description="Keep only problems whose metadata has these values, e.g. {task: geometry problem solving} "
+        "for MathVista's GPS subset, or {problem_version: Vision Only} for one MathVerse version.",
+    )
+    limit: int | None = Field(None, ge=1, description="Keep only the first N problems (null: all), for quick runs.")
+
+    @property
+    def rules(self) -> str:
+        return self.scoring or FORMAT_SCORING.get(self.format, "generic")
+
+
 class DataConfig(Section):
     source: Literal["procedural"] = Field(
-        "procedural", description="Where problems come from: the embedded procedural generator."
+        "procedural",
+        description="Where the training problems (seed part and pool) come from: the embedded procedural generator.",
     )
     families: list[Literal["chart", "geometry", "counting"]] = Field(
         default_factory=lambda: ["chart", "geometry", "counting"],
@@ -77,6 +109,18 @@ class DataConfig(Section):
     n_test: int = Field(150, ge=1, description="Problems in each held-out test suite.")
     image_size: int = Field(56, ge=28, description="Side of the square problem images in pixels.")
     max_value: int = Field(9, ge=2, le=99, description="Largest number drawn in a problem.")
+    benchmarks: dict[str, BenchmarkSource] = Field(
+        default_factory=dict,
+        description="Benchmark suites imported from local files: suite name -> {format, path, scoring, where, "
+        "limit}. Each is written to results/data/bench/{suite}.parquet and scored by its benchmark's rules when "
+        "listed in eval.suites.",
+    )
+    contamination: Literal["off", "report", "exclude"] = Field(
+        "report",
+        description="Benchmark problems whose image (same pixels) or normalised question also appears in the seed "
+        "part or pool: listed in the import log and results/data/bench/{suite}.contamination.jsonl (`report`), "
+        "also removed from the suite (`exclude`), or not checked (`off`).",
+    )
 
 
 class TeacherConfig(Section):
@@ -181,7 +225,8 @@ class EvalConfig(Section):
     suites: list[str] = Field(
         default_factory=lambda: ["synthetic"],
         min_length=1,
-        description="Held-out suites scored at every stage (results/data/bench/{suite}.parquet).",
+        description="Held-out suites scored at every stage (results/data/bench/{suite}.parquet), in table order: "
+        "`synthetic` (procedural problems) and names declared in data.benchmarks.",
     )
     batch_size: int = Field(64, ge=1, description="Prompts per greedy generate call.")
     max_new_tokens: int = Field(64, ge=1, description="Longest generated answer in tokens.")
@@ -206,9 +251,22 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _check(self) -> Config:
-        if self.data.source == "procedural" and self.eval.suites != ["synthetic"]:
-            raise ValueError("eval.suites: the procedural source makes exactly one suite, ['synthetic']")
+        for name in self.data.benchmarks:
+            if name == PROCEDURAL_SUITE or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+                raise ValueError(
+                    f"data.benchmarks.{name}: a suite name is letters, digits, _ or -, and not {PROCEDURAL_SUITE!r}"
+                )
+        known = [PROCEDURAL_SUITE, *self.data.benchmarks]
+        unknown = [s for s in self.eval.suites if s not in known]
+        if unknown:
+            raise ValueError(f"eval.suites: {unknown} not declared; known suites: {known} (add it to data.benchmarks)")
+        if len(set(self.eval.suites)) != len(self.eval.suites):
+            raise ValueError(f"eval.suites: a suite is listed twice in {self.eval.suites}")
         return self
+
+    def suite_scoring(self, suite: str) -> str:
+        """The rules a suite is scored by: the pipeline's own for synthetic, else its benchmark's."""
+        return "mathse" if suite == PROCEDURAL_SUITE else self.data.benchmarks[suite].rules
 
 
 class ConfigError(ValueError):

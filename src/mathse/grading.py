@@ -60,18 +60,23 @@ def _symbolic_equal(extracted: str, reference: str) -> bool:
     return bool(verify(gold, pred, timeout_seconds=None))
 
 
-def answers_match(extracted: str | None, reference: str, precision: int | None = None) -> bool:
-    """Is an extracted answer equal to the reference answer?"""
+def match_kind(extracted: str | None, reference: str, precision: int | None = None) -> str | None:
+    """How an extracted answer equals the reference: `exact`, `numeric` or `math_verify`; None if it does not."""
     if extracted is None:
-        return False
+        return None
     a, b = normalize(extracted), normalize(reference)
     if a == b:
-        return True
+        return "exact"
     x, y = _as_number(a), _as_number(b)
     if x is not None and y is not None:
         if precision is not None:
-            return round(x, precision) == round(y, precision)
-        return abs(x - y) <= 1e-9 * max(1.0, abs(y))
+            return "numeric" if round(x, precision) == round(y, precision) else None
+        return "numeric" if abs(x - y) <= 1e-9 * max(1.0, abs(y)) else None
     if len(a) > MAX_SYMBOLIC_CHARS or len(b) > MAX_SYMBOLIC_CHARS:
-        return False
-    return _symbolic_equal(extracted.strip(), reference.strip())
+        return None
+    return "math_verify" if _symbolic_equal(extracted.strip(), reference.strip()) else None
+
+
+def answers_match(extracted: str | None, reference: str, precision: int | None = None) -> bool:
+    """Is an extracted answer equal to the reference answer?"""
+    return match_kind(extracted, reference, precision) is not None

@@ -1,8 +1,9 @@
 """The rollout and evaluate rules: the current model solves problems.
 
 Rollouts sample k paths per remaining problem from round r-1's model; evaluation decodes one greedy path
-per benchmark problem and grades it with the same checker the ORM uses. Both work in resumable shards
-(`mathse.shards`): a killed job, rerun, redoes only the shards it had not finished.
+per benchmark problem and scores it by the suite's benchmark rules (mathse.scoring; the synthetic suite
+uses the same checker as the ORM). Both work in resumable shards (`mathse.shards`): a killed job, rerun,
+redoes only the shards it had not finished.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import polars as pl
 from mathse.artifacts import read_table, write_table
 from mathse.config import EvalConfig, ModelConfig, RolloutConfig
 from mathse.generation import generate_paths
-from mathse.grading import answers_match, extract_answer
 from mathse.modeling import load_model, load_processor
+from mathse.scoring import breakdown, score_table
 from mathse.shards import fingerprint, path_digest, remove_shards, run_sharded
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,9 @@ def run_evaluate(
     stage: str,
     seed: int,
     prompt_version: str,
+    scoring: str = "mathse",
 ) -> pl.DataFrame:
-    """Greedy answers to a held-out suite, graded per problem."""
+    """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
     problems = read_table(suite_path, "problem")
     lazy = LazyModel(model_cfg, weights)
 
@@ -131,20 +133,8 @@ def run_evaluate(
                       prompt_version)  # fmt: skip
     items = problems.select("problem_id", "question", "images").to_dicts()
     paths = run_sharded(items, cfg.shard_size, out_path, key, work, "evaluate")
-    rows = []
-    for p, g in zip(problems.iter_rows(named=True), paths.iter_rows(named=True), strict=True):
-        extracted = extract_answer(g["response"])
-        rows.append(
-            {
-                "problem_id": p["problem_id"],
-                "source": p["source"],
-                "response": g["response"],
-                "extracted": extracted,
-                "answer": p["answer"],
-                "correct": answers_match(extracted, p["answer"], p["precision"]),
-            }
-        )
-    out = pl.DataFrame(rows).with_columns(
+    responses = paths["response"].to_list() if paths.height else []
+    out = score_table(problems, responses, scoring).with_columns(
         suite=pl.lit(suite),
         stage=pl.lit(stage),
         model=pl.lit(model_cfg.name),
@@ -152,6 +142,8 @@ def run_evaluate(
         prompt_version=pl.lit(prompt_version),
         seed=pl.lit(seed, pl.Int64),
     )
+    for row in breakdown(out, problems, scoring).select("key", "value", "accuracy", "n").iter_rows(named=True):
+        log.info("%s on %s, %s %s: accuracy %.3f (%d problems)", stage, suite, *row.values())
     log.info("%s on %s: accuracy %.3f (%d problems)", stage, suite, out["correct"].mean(), out.height)
     out = write_table(out, out_path, "score")
     remove_shards(out_path)

@@ -1,4 +1,8 @@
-"""The summarize rule: the stage-by-stage accuracy table (base, round_0 = distilled, round_1..R)."""
+"""The summarize rule: the stage-by-stage accuracy table (base, round_0 = distilled, round_1..R).
+
+Suites keep the order of eval.suites (the paper's layout: GPS, MathVista, MathVerse, MathVision), and with
+more than one suite the table gains an `average` column, the unweighted mean of the suites' accuracies.
+"""
 
 from __future__ import annotations
 
@@ -26,15 +30,17 @@ def summarize(
 ) -> pl.DataFrame:
     scores = pl.concat([read_table(p, "score") for p in score_paths])
     sizes = {stage: pl.scan_parquet(p).select(pl.len()).collect().item() for stage, p in train_paths.items()}
+    suite_order = {s: i for i, s in enumerate(scores["suite"].unique(maintain_order=True))}
     summary = (
         scores.group_by("suite", "stage")
         .agg(accuracy=pl.col("correct").mean(), n=pl.len(), n_correct=pl.col("correct").sum())
         .with_columns(
             train_size=pl.col("stage").replace_strict(sizes, default=0, return_dtype=pl.Int64),
             order=pl.col("stage").map_elements(stage_key, return_dtype=pl.Int64),
+            suite_order=pl.col("suite").replace_strict(suite_order, return_dtype=pl.Int64),
         )
-        .sort("suite", "order")
-        .drop("order")
+        .sort("suite_order", "order")
+        .drop("order", "suite_order")
     )
     summary = write_table(summary, out_path, "summary")
     table = markdown_table(summary)
@@ -47,17 +53,24 @@ def summarize(
 
 
 def markdown_table(summary: pl.DataFrame) -> str:
-    """One row per stage, one accuracy column per suite (the paper's layout), plus the training-set size."""
-    suites = sorted(summary["suite"].unique().to_list())
+    """One row per stage, one accuracy column per suite in run order (the paper's layout), then their
+    average when there are several, plus the training-set size."""
+    suites = summary["suite"].unique(maintain_order=True).to_list()
     stages = sorted(summary["stage"].unique().to_list(), key=stage_key)
-    head = "| stage | train examples | " + " | ".join(suites) + " |"
-    lines = [head, "|" + "---|" * (len(suites) + 2)]
+    average = len(suites) > 1
+    names = suites + (["average"] if average else [])
+    head = "| stage | train examples | " + " | ".join(names) + " |"
+    lines = [head, "|" + "---|" * (len(names) + 2)]
     for stage in stages:
         rows = summary.filter(pl.col("stage") == stage)
-        cells = []
+        accuracies = []
         for s in suites:
             r = rows.filter(pl.col("suite") == s)
-            cells.append(f"{100 * r['accuracy'][0]:.1f}" if r.height else "-")
+            accuracies.append(100 * r["accuracy"][0] if r.height else None)
+        if average:
+            present = [a for a in accuracies if a is not None]
+            accuracies.append(sum(present) / len(present) if len(present) == len(suites) else None)
+        cells = [f"{a:.1f}" if a is not None else "-" for a in accuracies]
         size = rows["train_size"][0]
         lines.append(f"| {stage} | {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

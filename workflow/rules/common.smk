@@ -1,4 +1,6 @@
 # Config normalisation and the input functions that link round r to round r-1.
+import glob
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -17,6 +19,14 @@ RESULTS = CFG.run.results_dir
 LOGS = CFG.run.logs_dir
 ROUNDS = CFG.run.rounds
 SUITES = CFG.eval.suites
+# Suites imported from local benchmark files; the others are drawn by the procedural generator.
+BENCHMARKS = {name: CFG.data.benchmarks[name] for name in SUITES if name in CFG.data.benchmarks}
+PROCEDURAL_SUITES = [s for s in SUITES if s not in BENCHMARKS]
+# The generator's settings without the benchmark ones: declaring a benchmark must not regenerate the pool
+# (and so retrain every round).
+PROCEDURAL_DATA = CFG.data.model_dump(mode="json", exclude={"benchmarks", "contamination"})
+# Evaluation settings without the suite list: adding a suite must not re-evaluate the others.
+EVAL_SETTINGS = CFG.eval.model_dump(mode="json", exclude={"suites"})
 MODEL = CFG.model.path
 REPORT = f"{RESULTS}/report"
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
@@ -109,3 +119,19 @@ def report_files():
     figures = ["summary.rst"] + [f"{name}.png" for name in ("accuracy", "transitions", "training", "pool")]
     figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes")]
     return [f"{REPORT}/{name}" for name in figures] + [f"{REPORT}/gallery/round_{r}.html" for r in range(1, ROUNDS + 1)]
+
+
+def benchmark_source(wildcards):
+    """The local files a benchmark suite is imported from (a glob expanded; missing files fail the DAG)."""
+    path = BENCHMARKS[wildcards.suite].path
+    if any(c in path for c in "*?["):
+        return sorted(glob.glob(path, recursive=True)) or [path]
+    return path
+
+
+def benchmark_params(wildcards):
+    return BENCHMARKS[wildcards.suite].model_dump(mode="json")
+
+
+def suite_scoring(wildcards):
+    return CFG.suite_scoring(wildcards.suite)

@@ -11,8 +11,9 @@ rule evaluate:
         f"{LOGS}/benchmarks/evaluate/{{stage}}_{{suite}}.tsv"
     params:
         model=config["model"],
-        eval=config["eval"],
+        eval=EVAL_SETTINGS,
         prompt_version=config["rollout"]["prompt_version"],
+        scoring=suite_scoring,
         seed=config["run"]["seed"],
     threads: 1
     conda:

@@ -1,0 +1,24 @@
+"""Rule import_benchmark: a benchmark's local files -> results/data/bench/{suite}.parquet, images beside it,
+{suite}.quarantine.jsonl (rows that could not be used, with the reason) and {suite}.contamination.jsonl."""
+
+from mathse.benchmarks import import_benchmark
+from mathse.config import BenchmarkSource
+from mathse.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    cfg = BenchmarkSource.model_validate(smk.params.benchmark)
+    import_benchmark(
+        cfg.format,
+        cfg.path,
+        smk.output.problems,
+        where=cfg.where or None,
+        limit=cfg.limit,
+        pool=[smk.input.seed, smk.input.pool],
+        contamination=smk.params.contamination,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake
