@@ -79,18 +79,27 @@ def init_weights(wildcards):
     return f"{round_dir(r - 1)}/adapter" if r >= 1 and CFG.train.init == "previous" else []
 
 
+def orm_model(wildcards):
+    """The local ORM checkpoint the judge loads (orm.backend: model, transport: hf); none otherwise."""
+    orm = CFG.orm
+    if orm.backend != "model" or orm.transport != "hf":
+        return []
+    return orm.hf.path or MODEL
+
+
 def stage_weights(wildcards):
     return [] if wildcards.stage == "base" else f"{RESULTS}/{wildcards.stage}/adapter"
 
 
 def all_artifacts():
     """Every round's artifacts (the design's table), so that a deleted one is remade."""
-    files = [f"{RESULTS}/round_0/distilled.parquet"]
+    files = [f"{RESULTS}/round_0/{name}" for name in ("distilled.parquet", "distill_cost.parquet")]
     for r in range(ROUNDS + 1):
         files += [f"{round_dir(r)}/{name}" for name in ("train.parquet", "remain.parquet", "adapter")]
         if r >= 1:
-            files += [f"{round_dir(r)}/{name}" for name in ("rollouts.parquet", "judgments.parquet")]
+            names = ("rollouts.parquet", "judgments.parquet", "judge_stats.parquet", "judge_cost.parquet")
+            files += [f"{round_dir(r)}/{name}" for name in names]
         if reflects_in(r):
-            files.append(f"{round_dir(r)}/reflections.parquet")
+            files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
     files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
     return files
