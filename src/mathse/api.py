@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,9 +97,8 @@ class Usage:
                 setattr(self, k, getattr(self, k) + v)
 
     def as_dict(self) -> dict[str, float]:
-        d = asdict(self)
-        d.pop("lock")
-        return d
+        with self.lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lock"}
 
 
 class ChatClient:
