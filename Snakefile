@@ -29,6 +29,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/summarize.smk"
 
 
+if CFG.orm.trained:
+
+    include: "workflow/rules/orm.smk"
+
+
 # Every artifact is a target, not only the summary: Snakemake does not remake a deleted intermediate
 # file whose consumers are up to date, and these are the files users open.
 rule all:

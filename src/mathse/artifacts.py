@@ -136,6 +136,30 @@ JUDGE_STATS = {
     "agreement": Float,  # share of paths where (status == CORRECT) == answer_correct; invalid = disagree
 }
 
+# A labelled reasoning path for ORM training/evaluation (labels: the rule ORM's verdict on a made path).
+ORM_EXAMPLE = {
+    "problem_id": Str,
+    "question": Str,
+    "images": StrList,
+    "answer": Str,
+    "precision": Int,
+    "response": Str,  # the path
+    "status": Str,  # label: CORRECT | WRONG
+    "error_step": Int,  # label: first wrong step, null when correct
+    "judgment_json": Str,  # the label as the paper's JSON (the ORM's training target)
+}
+
+# The trained ORM's verdict on each held-out labelled path.
+ORM_EVAL = {
+    "problem_id": Str,
+    "response": Str,
+    "label_status": Str,
+    "label_step": Int,
+    "pred_status": Str,  # CORRECT | WRONG | INVALID (unparsable output)
+    "pred_step": Int,
+    "raw": Str,  # the ORM's output text
+}
+
 SUMMARY = {"suite": Str, "stage": Str, "accuracy": Float, "n": Int, "n_correct": Int, "train_size": Int}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -149,6 +173,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "summary": SUMMARY,
     "api_cost": API_COST,
     "judge_stats": JUDGE_STATS,
+    "orm_example": ORM_EXAMPLE,
+    "orm_eval": ORM_EVAL,
 }
 
 

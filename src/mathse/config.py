@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
 DEFAULTS_PATH = Path("config/defaults.yaml")
+ORM_DIR = "{results_dir}/orm"
 
 
 class Section(BaseModel):
@@ -134,39 +135,6 @@ class RolloutConfig(Section):
     prompt_version: str = Field("v1", description="Version of the solver prompt template.")
 
 
-class OrmHfConfig(Section):
-    path: str | None = Field(
-        None,
-        description="Local Hugging Face folder of the ORM checkpoint (a VLM fine-tuned to judge paths); "
-        "None: the backbone `model.path` (untrained as a judge: expect parse failures).",
-    )
-    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="Weights dtype for loading (from_pretrained's dtype)."
-    )
-    batch_size: int = Field(16, ge=1, description="Paths per greedy generate call.")
-
-
-class OrmConfig(Section):
-    backend: Literal["rule", "model"] = Field(
-        "rule",
-        description="Judge: `rule` checks the answer with math-verify and finds the first wrong step "
-        "from the problem's reference trace; `model` asks a VLM for the paper's JSON verdict.",
-    )
-    transport: Literal["hf", "openai"] = Field(
-        "hf",
-        description="backend `model` only: run the ORM locally with transformers (`orm.hf`) or call an "
-        "OpenAI-compatible endpoint (`orm.openai`).",
-    )
-    name: str = Field("orm", description="backend `model`: judge name recorded in the `judge` column.")
-    prompt_version: str = Field("v1", description="Version of the ORM prompt template.")
-    max_new_tokens: int = Field(256, ge=1, description="Longest verdict in tokens (hf transport).")
-    hf: OrmHfConfig = Field(default_factory=OrmHfConfig, description="Local transformers ORM.")
-    openai: EndpointConfig = Field(
-        default_factory=lambda: EndpointConfig(max_tokens=256),
-        description="Endpoint of the `openai` transport.",
-    )
-
-
 class ReflectionConfig(Section):
     schedule: Literal["every_round", "final", "off"] = Field(
         "every_round",
@@ -219,6 +187,59 @@ class TrainConfig(Section):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimiser step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
+
+
+class OrmHfConfig(Section):
+    path: str | None = Field(
+        None,
+        description="Local Hugging Face folder of the ORM checkpoint (a VLM fine-tuned to judge paths); "
+        "None: the backbone `model.path` (untrained as a judge: expect parse failures).",
+    )
+    weights: str | None = Field(
+        None, description="A trained weights folder (peft adapter or full weights) loaded over `path`."
+    )
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weights dtype for loading (from_pretrained's dtype)."
+    )
+    batch_size: int = Field(16, ge=1, description="Paths per greedy generate call.")
+
+
+class OrmConfig(Section):
+    backend: Literal["rule", "model"] = Field(
+        "rule",
+        description="Judge: `rule` checks the answer with math-verify and finds the first wrong step "
+        "from the problem's reference trace; `model` asks a VLM for the paper's JSON verdict.",
+    )
+    transport: Literal["hf", "openai"] = Field(
+        "hf",
+        description="backend `model` only: run the ORM locally with transformers (`orm.hf`) or call an "
+        "OpenAI-compatible endpoint (`orm.openai`).",
+    )
+    name: str = Field("orm", description="backend `model`: judge name recorded in the `judge` column.")
+    prompt_version: str = Field("v1", description="Version of the ORM prompt template.")
+    max_new_tokens: int = Field(256, ge=1, description="Longest verdict in tokens (hf transport).")
+    hf: OrmHfConfig = Field(default_factory=OrmHfConfig, description="Local transformers ORM.")
+    openai: EndpointConfig = Field(
+        default_factory=lambda: EndpointConfig(max_tokens=256),
+        description="Endpoint of the `openai` transport.",
+    )
+    trained: bool = Field(
+        False,
+        description="Train and evaluate an ORM in this run (rules orm_data, orm_train, orm_evaluate -> "
+        f"{ORM_DIR}/), starting from the backbone; with backend `model` and transport `hf`, the judge "
+        "is this trained ORM.",
+    )
+    train_correct_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of correct paths in the ORM's training and evaluation data (the rest are wrong "
+        "paths with their error step and analysis); the paper does not state its proportion.",
+    )
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(num_train_epochs=4, min_steps=500, per_device_train_batch_size=8),
+        description="Fine-tuning the ORM (same fields as `train`).",
+    )
 
 
 class EvalConfig(Section):

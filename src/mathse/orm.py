@@ -49,7 +49,8 @@ class Verdict:
     improvement_suggestion: str
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The paper's JSON, in its field order (status first, which a generative ORM then writes first)."""
+        return json.dumps(asdict(self))
 
 
 def find_error_step(steps: list[str], reference: list[str]) -> tuple[int, str]:
@@ -189,7 +190,8 @@ def verdict_row(raw: str, extracted: str | None, answer_correct: bool, judge: st
 def model_judge_name(cfg: OrmConfig, backbone: str | None) -> str:
     if cfg.transport == "openai":
         return f"{cfg.name} (openai:{cfg.openai.model})"
-    return f"{cfg.name} (hf:{cfg.hf.path or backbone})"
+    weights = f"+{cfg.hf.weights}" if cfg.hf.weights else ""
+    return f"{cfg.name} (hf:{cfg.hf.path or backbone}{weights})"
 
 
 def model_judge_table(paths: pl.DataFrame, problems: pl.DataFrame, cfg: OrmConfig, backbone: str | None = None):
@@ -219,7 +221,7 @@ def model_judge_table(paths: pl.DataFrame, problems: pl.DataFrame, cfg: OrmConfi
         if path is None:
             raise ValueError("orm.hf.path is unset and no backbone model.path was given")
         processor = load_processor(path)
-        model = load_model(path, None, cfg.hf.torch_dtype, trainable=False)
+        model = load_model(path, cfg.hf.weights, cfg.hf.torch_dtype, trainable=False)
         out = generate_paths(
             model,
             processor,

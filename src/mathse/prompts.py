@@ -18,7 +18,10 @@ ANSWER_PREFIX = "The answer to this problem is"
 # tiny demo model can afford; real backbones get the same sentence the teacher's solutions end with.
 SOLVER_PROMPTS = {
     "v1": "{question}\nSolve step by step. End with: " + ANSWER_PREFIX + " ...",
+    # The row's text is the whole prompt (ORM training rows carry the ORM prompt in `question`).
+    "raw": "{question}",
 }
+RAW_PROMPT_VERSION = "raw"
 
 STEP_RE = re.compile(r"^\s*Step\s+(\d+)\s*[:.]\s*(.*?)\s*$", re.IGNORECASE)
 
@@ -49,6 +52,9 @@ ORM_PROMPTS = {
     '{{"status": "CORRECT" or "WRONG", "error_step": the number of the first wrong step or null, '
     '"error_analysis": why that step is wrong, "improvement_suggestion": how to fix it}}\n'
     "Question: {question}\nReference answer: {answer}\nReasoning path:\n{path}",
+    # A short version for the tiny demo ORM, whose byte-level tokenizer makes v1 ~300 tokens.
+    "brief": "Judge the path against the reference answer; reply with the JSON verdict.\n"
+    "Question: {question}\nReference answer: {answer}\nPath:\n{path}",
 }
 
 

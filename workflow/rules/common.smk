@@ -18,6 +18,13 @@ LOGS = CFG.run.logs_dir
 ROUNDS = CFG.run.rounds
 SUITES = CFG.eval.suites
 MODEL = CFG.model.path
+ORM_DIR = f"{RESULTS}/orm"
+# The judge uses the ORM trained in this run when it is a local model judge.
+ORM_WEIGHTS = (
+    f"{ORM_DIR}/adapter"
+    if CFG.orm.trained and CFG.orm.backend == "model" and CFG.orm.transport == "hf"
+    else None
+)
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
 if not CFG.model.make_tiny and not Path(MODEL).is_dir():
@@ -84,7 +91,7 @@ def orm_model(wildcards):
     orm = CFG.orm
     if orm.backend != "model" or orm.transport != "hf":
         return []
-    return orm.hf.path or MODEL
+    return [orm.hf.path or MODEL] + ([ORM_WEIGHTS] if ORM_WEIGHTS else [])
 
 
 def stage_weights(wildcards):
@@ -102,4 +109,6 @@ def all_artifacts():
         if reflects_in(r):
             files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
     files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+    if CFG.orm.trained:
+        files += [f"{ORM_DIR}/{name}" for name in ("adapter", "eval.parquet", "eval.md")]
     return files

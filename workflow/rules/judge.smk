@@ -14,6 +14,7 @@ rule judge:
     params:
         orm=config["orm"],
         backbone=MODEL,
+        orm_weights=ORM_WEIGHTS,
     threads: 1
     conda:
         "../../envs/mathse.yaml"
