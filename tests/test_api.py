@@ -197,3 +197,14 @@ def test_distill_rule_fails_clearly_and_writes_no_table(data_dir, tmp_path):
             distill(str(data_dir / "seed.parquet"), str(tmp_path / "d.parquet"), cfg, 0)
     assert not (tmp_path / "d.parquet").exists()
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 3
+
+
+def test_a_corrupt_cache_entry_is_asked_again(tmp_path):
+    with FaultServer([]) as server:
+        client = ChatClient(endpoint(server, tmp_path))
+        body = client.body("q", [])
+        client.complete(body)
+        entry = next((tmp_path / "cache").rglob("*.json"))
+        entry.write_text('{"response": {"choices": []}}')
+        assert not client.complete(body).cached
+    assert len(server.seen) == 2

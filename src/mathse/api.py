@@ -137,8 +137,10 @@ class ChatClient:
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            entry = json.loads(path.read_text())
+            parse_completion(entry["response"])
+            return entry
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
             log.warning("unreadable cache entry %s: asking the endpoint again", path)
             return None
 
