@@ -208,3 +208,30 @@ def test_a_corrupt_cache_entry_is_asked_again(tmp_path):
         entry.write_text('{"response": {"choices": []}}')
         assert not client.complete(body).cached
     assert len(server.seen) == 2
+
+
+def test_reflect_sends_the_wrong_path_the_orm_feedback_and_the_image(data_dir, tmp_path):
+    from test_serve import wrong_paths
+
+    from mathse.config import ReflectionConfig
+    from mathse.teacher import reflect
+
+    wrong_paths(data_dir, tmp_path / "j.parquet", n=2)
+    judged = read_table(tmp_path / "j.parquet", "judgment")
+    with FaultServer([]) as server:
+        cfg = TeacherConfig(backend="openai", openai=endpoint(server, tmp_path))
+        out = reflect(
+            [str(tmp_path / "j.parquet")],
+            [str(data_dir / "seed.parquet"), str(data_dir / "pool.parquet")],
+            str(tmp_path / "r.parquet"),
+            cfg,
+            ReflectionConfig(),
+            round_idx=1,
+            seed=0,
+        )
+    assert out.height == 2 and set(out["model"]) == {"fault-model"}
+    for body, j in zip(server.seen, judged.iter_rows(named=True), strict=True):
+        image, text = body["messages"][0]["content"]
+        assert image["image_url"]["url"].startswith("data:image/png;base64,")
+        assert j["response"] in text["text"] and j["error_analysis"] in text["text"]
+        assert f"step {j['error_step']}" in text["text"] and "may be questionable" in text["text"]

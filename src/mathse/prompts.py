@@ -70,17 +70,22 @@ def distill_prompt(question: str, version: str) -> str:
 
 
 def reflect_prompt(
-    question: str, wrong_path: str, error_step: int | None, error_analysis: str | None, version: str
+    question: str,
+    wrong_path: str,
+    error_step: int | None,
+    error_analysis: str | None,
+    version: str,
+    feedback: bool = True,
 ) -> str:
-    """The reflection request; without an error step (feedback: none) the teacher must find it itself."""
-    if error_step is None:
+    """The reflection request; without feedback (reflection.feedback: none) the teacher finds the error."""
+    if not feedback:
         return _template(REFLECT_NO_FEEDBACK_PROMPTS, "reflect", version).format(
             question=question, wrong_path=wrong_path
         )
     return _template(REFLECT_PROMPTS, "reflect", version).format(
         question=question,
         wrong_path=wrong_path,
-        error_step=error_step,
+        error_step=error_step if error_step is not None else "(not located)",
         error_analysis=error_analysis or "(no analysis given)",
     )
 

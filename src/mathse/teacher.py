@@ -170,9 +170,14 @@ def reflect(
         step = r["error_step"] if cfg.feedback == "orm" else None
         key = (round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
         if client is not None:
-            # The ORM's analysis goes with its step; without feedback the teacher gets neither.
+            # With feedback: the ORM's step and analysis; without, only the wrong path.
             prompt = reflect_prompt(
-                question_text(p), r["response"], step, r["error_analysis"] if step else None, teacher.prompt_version
+                question_text(p),
+                r["response"],
+                r["error_step"],
+                r["error_analysis"],
+                teacher.prompt_version,
+                feedback=cfg.feedback == "orm",
             )
             bodies.append(client.body(prompt, p["images"], seed=_request_seed(seed, REFLECT, *key)))
             response = None
