@@ -23,7 +23,7 @@ import polars as pl
 from mathse.artifacts import read_table, write_table, write_text_atomic
 from mathse.config import OrmConfig
 from mathse.orm import INVALID, judge_path, model_judge_table
-from mathse.prompts import RAW_PROMPT_VERSION, format_solution, orm_prompt
+from mathse.prompts import format_solution, orm_prompt
 
 log = logging.getLogger(__name__)
 _NUM_RE = re.compile(r"-?\d+")
@@ -177,6 +177,3 @@ def orm_table(m: dict) -> str:
         f"| {n} ({m['n_correct_paths']} correct) | {100 * m['acc_correct']:.1f} | {100 * m['acc_wrong']:.1f} | "
         f"{100 * m['acc_overall']:.1f} | {100 * m['error_step_agreement']:.1f} | {100 * m['invalid']:.1f} |\n"
     )
-
-
-__all__ = ["RAW_PROMPT_VERSION", "build_orm_data", "evaluate_orm", "orm_examples", "orm_metrics", "orm_table"]
