@@ -51,20 +51,21 @@ def _slip(steps: list[str], answer: str) -> tuple[list[str], str] | None:
 
 
 def orm_examples(problems: pl.DataFrame, correct_fraction: float, seed: int, stream: int) -> pl.DataFrame:
-    """Labelled paths (one per problem), a `correct_fraction` share of them correct."""
+    """Labelled paths (one per problem), exactly a `correct_fraction` share of them correct."""
+    problems = problems.filter(pl.col("solution_steps").list.len() > 0)
+    n_correct = round(correct_fraction * problems.height)
+    order = np.random.default_rng([seed, 4099, stream]).permutation(problems.height)
+    correct = set(order[:n_correct].tolist())
     rows = []
     for i, p in enumerate(problems.iter_rows(named=True)):
         steps, answer = p["solution_steps"], p["answer"]
-        if not steps:
-            continue
         rng = np.random.default_rng([seed, 4099, stream, i])
         made = None
-        if rng.random() >= correct_fraction:
-            made = (
-                _slip(steps, answer)
-                if rng.random() < 0.3
-                else _misread(steps, answer, int(rng.integers(len(steps))), rng)
-            )
+        if i not in correct:
+            # Misread values dominate real mistakes on charts; a slip in the last step is the rest.
+            if rng.random() >= 0.3:
+                made = _misread(steps, answer, int(rng.integers(len(steps))), rng)
+            made = made or _slip(steps, answer)
         path = format_solution(*made) if made else format_solution(steps, answer)
         _, _, v = judge_path(path, answer, steps, p["precision"])
         rows.append(
