@@ -33,6 +33,11 @@ include: "workflow/rules/summarize.smk"
 include: "workflow/rules/report.smk"
 
 
+if CFG.orm.trained:
+
+    include: "workflow/rules/orm.smk"
+
+
 # Every artifact is a target, not only the summary: Snakemake does not remake a deleted intermediate
 # file whose consumers are up to date, and these are the files users open.
 rule all:

@@ -1,4 +1,5 @@
-"""Rule distill: the teacher solves the seed part -> results/round_0/distilled.parquet (with ORM verdicts)."""
+"""Rule distill: the teacher solves the seed part -> results/round_0/distilled.parquet (with ORM verdicts)
+and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
 from mathse.config import TeacherConfig
 from mathse.logs import setup_logging
@@ -7,7 +8,13 @@ from mathse.teacher import distill
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    distill(smk.input.seed, smk.output[0], TeacherConfig.model_validate(smk.params.teacher), smk.params.seed)
+    distill(
+        smk.input.seed,
+        smk.output.distilled,
+        TeacherConfig.model_validate(smk.params.teacher),
+        smk.params.seed,
+        cost_path=smk.output.cost,
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,30 @@
-"""Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet."""
+"""Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet, the judge's
+agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
+from mathse.config import OrmConfig
 from mathse.logs import setup_logging
 from mathse.orm import run_judge
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    run_judge(smk.input.rollouts, smk.input.problems, smk.output[0])
+    cfg = OrmConfig.model_validate(smk.params.orm)
+    if smk.params.orm_weights:  # orm.trained: judge with this run's ORM
+        cfg = cfg.model_copy(update={"hf": cfg.hf.model_copy(update={"weights": smk.params.orm_weights})})
+    if cfg.backend == "model" and cfg.transport == "hf":
+        from mathse.modeling import setup_torch  # torch only where a local judge runs
+
+        setup_torch(smk.threads)
+    run_judge(
+        smk.input.rollouts,
+        smk.input.problems,
+        smk.output.judgments,
+        cfg,
+        smk.params.backbone,
+        round_idx=int(smk.wildcards.round),
+        stats_path=smk.output.stats,
+        cost_path=smk.output.cost,
+    )
 
 
 if __name__ == "__main__":

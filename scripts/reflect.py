@@ -1,4 +1,5 @@
-"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks them -> results/round_{r}/reflections.parquet."""
+"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks them -> results/round_{r}/reflections.parquet
+and results/round_{r}/reflect_cost.parquet (API requests, tokens, cache hits)."""
 
 from mathse.config import ReflectionConfig, TeacherConfig
 from mathse.logs import setup_logging
@@ -10,11 +11,12 @@ def main(smk) -> None:
     reflect(
         list(smk.input.judgments),
         [smk.input.seed, smk.input.pool],
-        smk.output[0],
+        smk.output.reflections,
         TeacherConfig.model_validate(smk.params.teacher),
         ReflectionConfig.model_validate(smk.params.reflection),
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
+        cost_path=smk.output.cost,
     )
 
 

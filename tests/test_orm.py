@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import pytest
 
 from mathse.orm import find_error_step, judge_path, judge_table
 from mathse.prompts import format_solution
@@ -72,3 +73,60 @@ def test_judge_table_keeps_row_order():
     out = judge_table(paths, problems)
     assert out["status"].to_list() == ["WRONG", "CORRECT", "WRONG"]
     assert out["error_step"].to_list() == [None, None, 1]
+
+
+# The model ORM's output parsing: literal in, literal out.
+from mathse.orm import Verdict, VerdictParseError, judge_stats, parse_verdict, verdict_row  # noqa: E402
+
+
+def test_parse_verdict_reads_the_papers_json():
+    raw = '{"status": "WRONG", "error_step": 2, "error_analysis": "5 misread as 6", "improvement_suggestion": "reread"}'
+    assert parse_verdict(raw) == Verdict("WRONG", 2, "5 misread as 6", "reread")
+
+
+def test_parse_verdict_allows_fences_prose_and_loose_values():
+    raw = 'Here is my verdict:\n```json\n{"status": "correct", "error_step": null}\n```\nThanks.'
+    assert parse_verdict(raw) == Verdict("CORRECT", None, "", "")
+    assert parse_verdict('Verdict: {"status": "WRONG", "error_step": "3"} done').error_step == 3
+    # A CORRECT verdict never carries an error step.
+    assert parse_verdict('{"status": "CORRECT", "error_step": 2}').error_step is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"status": "WRONG", "error_step": 2, "error_analysis": "the sum is', "truncated"),
+        ("The path looks correct to me.", "no JSON object"),
+        ('{"status": "PROBABLY", "error_step": 1}', "status must be CORRECT or WRONG"),
+        ('{"error_step": 1}', "status must be CORRECT or WRONG"),
+        ('{"status": "WRONG", "error_step": "two"}', "error_step must be"),
+        ('{"status": "WRONG", "error_step": 0}', "error_step must be"),
+        ('["CORRECT"]', "no JSON object"),
+        ("", "no JSON object"),
+    ],
+)
+def test_unparsable_verdicts_are_errors_not_correct(raw, reason):
+    with pytest.raises(VerdictParseError, match=reason):
+        parse_verdict(raw)
+    row = verdict_row(raw, "8", True, "m")
+    assert row["status"] == "INVALID" and row["judgment_json"] == raw and reason in row["error_analysis"]
+
+
+def test_judge_stats_counts_invalid_as_disagreement():
+    judged = pl.DataFrame(
+        {
+            "judge": ["m"] * 4,
+            "status": ["CORRECT", "WRONG", "INVALID", "CORRECT"],
+            "answer_correct": [True, False, True, False],
+        }
+    )
+    s = judge_stats(judged, 3).row(0, named=True)
+    assert (s["round"], s["n"], s["n_correct"], s["n_wrong"], s["n_invalid"], s["n_answer_correct"]) == (
+        3,
+        4,
+        2,
+        1,
+        1,
+        2,
+    )
+    assert s["agreement"] == 0.5

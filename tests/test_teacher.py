@@ -105,3 +105,14 @@ def test_reflect_rewrites_only_unsolved_problems_and_rechecks(data_dir, tmp_path
     )
     assert out["problem_id"].to_list() == [a] and out["sample_idx"].to_list() == [0]
     assert out["accepted"].to_list() == [True] and out["status"].to_list() == ["CORRECT"]
+
+
+def test_reflection_prompt_carries_the_orm_feedback_and_the_caveat():
+    from mathse.prompts import reflect_prompt
+
+    p = reflect_prompt("What is 3 + 5?", "Step 1: 3 + 5 = 9.", 1, "3 + 5 is 8, not 9.", "v1")
+    assert "What is 3 + 5?" in p and "Step 1: 3 + 5 = 9." in p
+    assert "first error is in step 1: 3 + 5 is 8, not 9." in p
+    assert "may be questionable" in p and "surely wrong" in p
+    blind = reflect_prompt("What is 3 + 5?", "Step 1: 3 + 5 = 9.", 1, "3 + 5 is 8, not 9.", "v1", feedback=False)
+    assert "3 + 5 is 8, not 9." not in blind and "surely wrong" in blind

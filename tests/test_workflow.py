@@ -112,6 +112,7 @@ ARTIFACTS = {
     "results/data/bench/synthetic.parquet": "problem",
     "results/base/scores/synthetic.parquet": "score",
     "results/round_0/distilled.parquet": "distilled",
+    "results/round_0/distill_cost.parquet": "api_cost",
     "results/summary.parquet": "summary",
     **{
         f"results/round_{r}/{name}.parquet": kind
@@ -122,7 +123,14 @@ ARTIFACTS = {
     **{
         f"results/round_{r}/{name}.parquet": kind
         for r in (1, 2)
-        for name, kind in [("rollouts", "rollout"), ("judgments", "judgment"), ("reflections", "reflection")]
+        for name, kind in [
+            ("rollouts", "rollout"),
+            ("judgments", "judgment"),
+            ("judge_stats", "judge_stats"),
+            ("judge_cost", "api_cost"),
+            ("reflections", "reflection"),
+            ("reflect_cost", "api_cost"),
+        ]
     },
 }
 

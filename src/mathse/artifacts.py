@@ -57,12 +57,12 @@ JUDGMENT = {
     "response": Str,
     "extracted": Str,  # answer extracted from the path, null when none
     "answer_correct": Bool,  # math-verify against the reference answer
-    "status": Str,  # CORRECT | WRONG (paper JSON field)
+    "status": Str,  # CORRECT | WRONG (paper JSON field) | INVALID (a model judge's unparsable output)
     "error_step": Int,  # 1-based first wrong step, null when correct or unknown
     "error_analysis": Str,
     "improvement_suggestion": Str,
     "judge": Str,  # which judge produced the verdict
-    "judgment_json": Str,  # the verdict exactly as the paper's JSON
+    "judgment_json": Str,  # the verdict as the paper's JSON; a model judge's raw output text
     **PROVENANCE,
 }
 
@@ -118,6 +118,61 @@ QUARANTINE = {
     "reason": Str,
 }
 
+# Per rule and round: what an API-backed teacher or judge cost (all zeros for local backends).
+API_COST = {
+    "round": Int,
+    "rule": Str,  # distill | reflect | judge
+    "backend": Str,
+    "model": Str,
+    "endpoint": Str,  # chat-completions URL without credentials; empty for local backends
+    "requests": Int,  # HTTP requests sent, retries included
+    "retries": Int,
+    "completions": Int,  # completions used (fresh or from the cache)
+    "cache_hits": Int,
+    "prompt_tokens": Int,  # paid: fresh responses only
+    "completion_tokens": Int,
+    "cached_prompt_tokens": Int,  # served from the cache instead of paid
+    "cached_completion_tokens": Int,
+    "failures": Int,  # requests that failed for good
+    "seconds": Float,
+}
+
+# Per round: the judge's verdicts and how often it agrees with math-verify on the same paths.
+JUDGE_STATS = {
+    "round": Int,
+    "judge": Str,
+    "n": Int,
+    "n_correct": Int,  # status CORRECT
+    "n_wrong": Int,
+    "n_invalid": Int,  # verdicts that could not be parsed (never counted as correct)
+    "n_answer_correct": Int,  # math-verify says the answer is right
+    "agreement": Float,  # share of paths where (status == CORRECT) == answer_correct; invalid = disagree
+}
+
+# A labelled reasoning path for ORM training/evaluation (labels: the rule ORM's verdict on a made path).
+ORM_EXAMPLE = {
+    "problem_id": Str,
+    "question": Str,
+    "images": StrList,
+    "answer": Str,
+    "precision": Int,
+    "response": Str,  # the path
+    "status": Str,  # label: CORRECT | WRONG
+    "error_step": Int,  # label: first wrong step, null when correct
+    "judgment_json": Str,  # the label as the paper's JSON (the ORM's training target)
+}
+
+# The trained ORM's verdict on each held-out labelled path.
+ORM_EVAL = {
+    "problem_id": Str,
+    "response": Str,
+    "label_status": Str,
+    "label_step": Int,
+    "pred_status": Str,  # CORRECT | WRONG | INVALID (unparsable output)
+    "pred_step": Int,
+    "raw": Str,  # the ORM's output text
+}
+
 SUMMARY = {"suite": Str, "stage": Str, "accuracy": Float, "n": Int, "n_correct": Int, "train_size": Int}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -130,6 +185,10 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "score": SCORE,
     "summary": SUMMARY,
     "quarantine": QUARANTINE,
+    "api_cost": API_COST,
+    "judge_stats": JUDGE_STATS,
+    "orm_example": ORM_EXAMPLE,
+    "orm_eval": ORM_EVAL,
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
 DEFAULTS_PATH = Path("config/defaults.yaml")
+ORM_DIR = "{results_dir}/orm"
 
 
 class Section(BaseModel):
@@ -123,10 +124,37 @@ class DataConfig(Section):
     )
 
 
+class EndpointConfig(Section):
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, `vllm serve`, `python -m mathse.serve`)."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="Endpoint root; requests go to {base_url}/chat/completions."
+    )
+    model: str = Field("gpt-4o", description="Model name sent in each request and recorded in every row.")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key (sent as a Bearer token). The key "
+        "itself is never read from config nor written anywhere; unset variable: no Authorization header.",
+    )
+    max_tokens: int = Field(1024, ge=1, description="Chat-completions max_tokens per request.")
+    temperature: float = Field(0.0, ge=0, description="Chat-completions temperature (0: greedy).")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for one response before retrying.")
+    max_retries: int = Field(5, ge=0, description="Retries per request on 429, 5xx, timeouts and bad bodies.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles on every retry.")
+    max_backoff_s: float = Field(60.0, ge=0, description="Cap on one retry delay (also on a server's Retry-After).")
+    max_concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    cache_dir: str = Field(
+        "cache/api",
+        description="Content-addressed cache of responses (key: hash of model and request body), so that a "
+        "rerun or resumed job never pays twice for the same request. Shared by all rules and rounds.",
+    )
+
+
 class TeacherConfig(Section):
-    backend: Literal["programmatic"] = Field(
+    backend: Literal["programmatic", "openai"] = Field(
         "programmatic",
-        description="Teacher backend; `programmatic` writes exact solutions from the problems' traces.",
+        description="Teacher backend: `programmatic` writes exact solutions from the problems' traces; "
+        "`openai` asks the model behind an OpenAI-compatible endpoint (`teacher.openai`).",
     )
     error_rate: float = Field(
         0.1,
@@ -136,6 +164,9 @@ class TeacherConfig(Section):
         "so that the correctness filter on teacher output is exercised as with a real teacher.",
     )
     prompt_version: str = Field("v1", description="Version of the teacher's prompt templates (recorded per row).")
+    openai: EndpointConfig = Field(
+        default_factory=EndpointConfig, description="The endpoint of the `openai` backend (GPT-4o in the paper)."
+    )
 
 
 class RolloutConfig(Section):
@@ -150,14 +181,6 @@ class RolloutConfig(Section):
         64,
         ge=1,
         description="Problems per resumable shard: a killed rollout job, rerun, redoes only unfinished shards.",
-    )
-
-
-class OrmConfig(Section):
-    backend: Literal["rule"] = Field(
-        "rule",
-        description="Judge: `rule` checks the answer with math-verify and finds the first wrong step "
-        "from the problem's reference trace.",
     )
 
 
@@ -219,6 +242,59 @@ class TrainConfig(Section):
         "rerun, continues from the last one and ends with the same weights.",
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
+
+
+class OrmHfConfig(Section):
+    path: str | None = Field(
+        None,
+        description="Local Hugging Face folder of the ORM checkpoint (a VLM fine-tuned to judge paths); "
+        "None: the backbone `model.path` (untrained as a judge: expect parse failures).",
+    )
+    weights: str | None = Field(
+        None, description="A trained weights folder (peft adapter or full weights) loaded over `path`."
+    )
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weights dtype for loading (from_pretrained's dtype)."
+    )
+    batch_size: int = Field(16, ge=1, description="Paths per greedy generate call.")
+
+
+class OrmConfig(Section):
+    backend: Literal["rule", "model"] = Field(
+        "rule",
+        description="Judge: `rule` checks the answer with math-verify and finds the first wrong step "
+        "from the problem's reference trace; `model` asks a VLM for the paper's JSON verdict.",
+    )
+    transport: Literal["hf", "openai"] = Field(
+        "hf",
+        description="backend `model` only: run the ORM locally with transformers (`orm.hf`) or call an "
+        "OpenAI-compatible endpoint (`orm.openai`).",
+    )
+    name: str = Field("orm", description="backend `model`: judge name recorded in the `judge` column.")
+    prompt_version: str = Field("v1", description="Version of the ORM prompt template.")
+    max_new_tokens: int = Field(256, ge=1, description="Longest verdict in tokens (hf transport).")
+    hf: OrmHfConfig = Field(default_factory=OrmHfConfig, description="Local transformers ORM.")
+    openai: EndpointConfig = Field(
+        default_factory=lambda: EndpointConfig(max_tokens=256),
+        description="Endpoint of the `openai` transport.",
+    )
+    trained: bool = Field(
+        False,
+        description="Train and evaluate an ORM in this run (rules orm_data, orm_train, orm_evaluate -> "
+        f"{ORM_DIR}/), starting from the backbone; with backend `model` and transport `hf`, the judge "
+        "is this trained ORM.",
+    )
+    train_correct_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of correct paths in the ORM's training and evaluation data (the rest are wrong "
+        "paths with their error step and analysis); the paper does not state its proportion.",
+    )
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(num_train_epochs=4, min_steps=500, per_device_train_batch_size=8),
+        description="Fine-tuning the ORM (same fields as `train`).",
+    )
 
 
 class EvalConfig(Section):

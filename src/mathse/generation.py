@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mathse.logs import Progress
-from mathse.modeling import load_image, prompt_text
+from mathse.modeling import chat_text, load_image, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def generate_paths(
 ) -> list[dict]:
     """Generate `num_samples` paths for each problem (dicts with problem_id, question, images).
 
+    A problem dict with a `prompt` key is asked that text as is instead of the solver prompt (the ORM).
+
     Returns one dict per (problem, sample): problem_id, sample_idx, response, num_tokens, finished.
     """
     tokenizer = processor.tokenizer
@@ -56,7 +58,12 @@ def generate_paths(
     eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos_ids))
 
-    texts = [prompt_text(processor, p["question"], len(p["images"]), prompt_version) for p in problems]
+    texts = [
+        chat_text(processor, p["prompt"], len(p["images"]))
+        if "prompt" in p
+        else prompt_text(processor, p["question"], len(p["images"]), prompt_version)
+        for p in problems
+    ]
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
     order = sorted(range(len(problems)), key=lambda i: (lengths[i], i))
 

@@ -91,5 +91,13 @@ def prompt_text(processor, question: str, n_images: int, prompt_version: str) ->
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+def chat_text(processor, text: str, n_images: int) -> str:
+    """A user turn with the images and a ready-made text (a judge's or teacher's prompt)."""
+    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
+
+
 def write_marker(folder: str | Path, info: dict) -> None:
     (Path(folder) / TRAINED_MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -18,9 +18,80 @@ ANSWER_PREFIX = "The answer to this problem is"
 # tiny demo model can afford; real backbones get the same sentence the teacher's solutions end with.
 SOLVER_PROMPTS = {
     "v1": "{question}\nSolve step by step. End with: " + ANSWER_PREFIX + " ...",
+    # The row's text is the whole prompt (ORM training rows carry the ORM prompt in `question`).
+    "raw": "{question}",
 }
+RAW_PROMPT_VERSION = "raw"
 
 STEP_RE = re.compile(r"^\s*Step\s+(\d+)\s*[:.]\s*(.*?)\s*$", re.IGNORECASE)
+
+
+# Teacher and ORM prompts (paper: GPT-4o distils and reflects; a VLM judges in JSON). A version is frozen
+# once used: a changed wording gets a new version, so cached responses and recorded rows stay meaningful.
+FORMAT_RULE = "Write each step on its own line as 'Step n: ...' and end with: " + ANSWER_PREFIX + " <answer>."
+DISTILL_PROMPTS = {
+    "v1": "You are an expert math teacher. Solve this visual math problem step by step, reading the values "
+    "from the image.\n" + FORMAT_RULE + "\nQuestion: {question}",
+}
+REFLECT_PROMPTS = {
+    "v1": "You are an expert math teacher. Below is a visual math problem and a reasoning path whose final "
+    "answer is wrong. A reviewer says the first error is in step {error_step}: {error_analysis}\n"
+    "The reviewer's analysis may be questionable, but the answer of the path is surely wrong. Rewrite the "
+    "path: keep the correct steps, fix the error, and reason on to the right answer.\n" + FORMAT_RULE + "\n"
+    "Question: {question}\nWrong reasoning path:\n{wrong_path}",
+}
+# reflection.feedback: none - the same task without the ORM's error step and analysis.
+REFLECT_NO_FEEDBACK_PROMPTS = {
+    "v1": "You are an expert math teacher. Below is a visual math problem and a reasoning path whose final "
+    "answer is surely wrong. Find the first wrong step, keep the correct steps before it, and reason on to "
+    "the right answer.\n" + FORMAT_RULE + "\nQuestion: {question}\nWrong reasoning path:\n{wrong_path}",
+}
+ORM_PROMPTS = {
+    "v1": "You are a strict grader of visual math solutions. Judge the reasoning path against the reference "
+    "answer and the image. Reply with JSON only: "
+    '{{"status": "CORRECT" or "WRONG", "error_step": the number of the first wrong step or null, '
+    '"error_analysis": why that step is wrong, "improvement_suggestion": how to fix it}}\n'
+    "Question: {question}\nReference answer: {answer}\nReasoning path:\n{path}",
+    # A short version for the tiny demo ORM, whose byte-level tokenizer makes v1 ~300 tokens.
+    "brief": "Judge the path against the reference answer; reply with the JSON verdict.\n"
+    "Question: {question}\nReference answer: {answer}\nPath:\n{path}",
+}
+
+
+def _template(table: dict[str, str], kind: str, version: str) -> str:
+    try:
+        return table[version]
+    except KeyError:
+        raise ValueError(f"unknown {kind} prompt version {version!r}; known: {sorted(table)}") from None
+
+
+def distill_prompt(question: str, version: str) -> str:
+    return _template(DISTILL_PROMPTS, "distill", version).format(question=question)
+
+
+def reflect_prompt(
+    question: str,
+    wrong_path: str,
+    error_step: int | None,
+    error_analysis: str | None,
+    version: str,
+    feedback: bool = True,
+) -> str:
+    """The reflection request; without feedback (reflection.feedback: none) the teacher finds the error."""
+    if not feedback:
+        return _template(REFLECT_NO_FEEDBACK_PROMPTS, "reflect", version).format(
+            question=question, wrong_path=wrong_path
+        )
+    return _template(REFLECT_PROMPTS, "reflect", version).format(
+        question=question,
+        wrong_path=wrong_path,
+        error_step=error_step if error_step is not None else "(not located)",
+        error_analysis=error_analysis or "(no analysis given)",
+    )
+
+
+def orm_prompt(question: str, answer: str, path: str, version: str) -> str:
+    return _template(ORM_PROMPTS, "ORM", version).format(question=question, answer=answer, path=path)
 
 
 def solver_prompt(question: str, version: str) -> str:

@@ -1,6 +1,8 @@
-"""The programmatic teacher: distillation (round 0) and reflections on wrong paths.
+"""The teacher: distillation (round 0) and reflections on wrong paths.
 
-It stands in for GPT-4o on procedural problems, whose reference traces it can read. Like a real teacher
+Two backends (`teacher.backend`). `openai` asks a model behind an OpenAI-compatible endpoint (GPT-4o in the
+paper) with the versioned prompts of `mathse.prompts`, through `mathse.api` (retries, cache, cost).
+`programmatic` stands in for GPT-4o on procedural problems, whose reference traces it can read. Like a real teacher
 it is not perfect: with probability `error_rate` it slips in the last arithmetic step, and without the
 ORM's feedback it has to guess where a wrong path went wrong (it guesses a step at random, keeps the path
 before it and rewrites from there), so a guess past the real error keeps the mistake. The ORM re-checks
@@ -15,15 +17,17 @@ import zlib
 import numpy as np
 import polars as pl
 
+from mathse.api import ChatClient, public_url, write_cost
 from mathse.artifacts import read_table, write_table
 from mathse.config import ReflectionConfig, TeacherConfig
 from mathse.grading import extract_answer
 from mathse.orm import find_error_step, judge_table
-from mathse.prompts import format_solution, parse_steps
+from mathse.prompts import distill_prompt, format_solution, parse_steps, reflect_prompt
 
 log = logging.getLogger(__name__)
 TEACHER_NAME = "programmatic-teacher"
 DISTILL, REFLECT = 0, 1  # seed-stream tags
+_PATH_SCHEMA = {"problem_id": pl.String, "response": pl.String}
 
 
 def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
@@ -44,20 +48,68 @@ def solve(steps: list[str], answer: str, rng: np.random.Generator, error_rate: f
     return format_solution(steps, answer)
 
 
-def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int) -> pl.DataFrame:
+def question_text(problem: dict) -> str:
+    choices = problem.get("choices") or []
+    return problem["question"] + (f"\nChoices: {'; '.join(choices)}" if choices else "")
+
+
+def teacher_model(cfg: TeacherConfig) -> str:
+    return cfg.openai.model if cfg.backend == "openai" else TEACHER_NAME
+
+
+def _request_seed(seed: int, stream: int, *key: int) -> int:
+    # Part of the request body, hence of the cache key: the same run asks the same questions.
+    return int(np.random.SeedSequence([seed, 7919, stream, *key]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def write_teacher_cost(client: ChatClient | None, path: str | None, cfg: TeacherConfig, rule: str, round_idx: int):
+    if path is None:
+        return
+    endpoint = client.public_url if client else ""
+    write_cost(
+        client.usage if client else None,
+        path,
+        round_idx=round_idx,
+        rule=rule,
+        backend=cfg.backend,
+        model=teacher_model(cfg),
+        endpoint=endpoint,
+    )
+
+
+def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int, cost_path: str | None = None) -> pl.DataFrame:
     """The distill rule: a teacher solution for every seed problem, with the ORM's verdict on it."""
     problems = read_table(seed_path, "problem")
-    responses = []
-    for i, r in enumerate(problems.iter_rows(named=True)):
-        if not r["solution_steps"]:
-            raise ValueError(f"{seed_path}: row {i} ({r['problem_id']}): the programmatic teacher needs solution_steps")
-        responses.append(solve(r["solution_steps"], r["answer"], _rng(seed, DISTILL, i), cfg.error_rate))
-    table = pl.DataFrame({"problem_id": problems["problem_id"], "response": responses})
+    client = ChatClient(cfg.openai) if cfg.backend == "openai" else None
+    if client is not None:
+        log.info("teacher: %s at %s", cfg.openai.model, public_url(client.url))
+        bodies = [
+            client.body(
+                distill_prompt(question_text(r), cfg.prompt_version),
+                r["images"],
+                seed=_request_seed(seed, DISTILL, zlib.crc32(r["problem_id"].encode())),
+            )
+            for r in problems.iter_rows(named=True)
+        ]
+        try:
+            responses = [c.text for c in client.complete_all(bodies, desc="distill")]
+        finally:
+            write_teacher_cost(client, cost_path, cfg, "distill", 0)
+    else:
+        responses = []
+        for i, r in enumerate(problems.iter_rows(named=True)):
+            if not r["solution_steps"]:
+                raise ValueError(
+                    f"{seed_path}: row {i} ({r['problem_id']}): the programmatic teacher needs solution_steps"
+                )
+            responses.append(solve(r["solution_steps"], r["answer"], _rng(seed, DISTILL, i), cfg.error_rate))
+        write_teacher_cost(None, cost_path, cfg, "distill", 0)
+    table = pl.DataFrame({"problem_id": problems["problem_id"], "response": responses}, schema=_PATH_SCHEMA)
     verdicts = judge_table(table, problems)
     out = table.with_columns(
         status=verdicts["status"],
         round=pl.lit(0),
-        model=pl.lit(TEACHER_NAME),
+        model=pl.lit(teacher_model(cfg)),
         backend=pl.lit(cfg.backend),
         prompt_version=pl.lit(cfg.prompt_version),
         seed=pl.lit(seed),
@@ -97,6 +149,7 @@ def reflect(
     *,
     round_idx: int,
     seed: int,
+    cost_path: str | None = None,
 ) -> pl.DataFrame:
     """The reflect rule: rewrite the wrong paths of problems that stayed unsolved, then re-judge them."""
     problems = pl.concat([read_table(p, "problem") for p in problem_paths]).unique("problem_id", keep="first")
@@ -110,11 +163,27 @@ def reflect(
         .head(cfg.max_per_problem)
     )
     ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
-    rows = []
+    client = ChatClient(teacher.openai) if teacher.backend == "openai" else None
+    rows, bodies = [], []
     for r in wrong.iter_rows(named=True):
         p = ref[r["problem_id"]]
         step = r["error_step"] if cfg.feedback == "orm" else None
-        rng = _rng(seed, REFLECT, round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
+        key = (round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
+        if client is not None:
+            # With feedback: the ORM's step and analysis; without, only the wrong path.
+            prompt = reflect_prompt(
+                question_text(p),
+                r["response"],
+                r["error_step"],
+                r["error_analysis"],
+                teacher.prompt_version,
+                feedback=cfg.feedback == "orm",
+            )
+            bodies.append(client.body(prompt, p["images"], seed=_request_seed(seed, REFLECT, *key)))
+            response = None
+        else:
+            rng = _rng(seed, REFLECT, *key)
+            response = rewrite(r["response"], p["solution_steps"], p["answer"], step, rng, teacher.error_rate)
         rows.append(
             {
                 "problem_id": r["problem_id"],
@@ -123,9 +192,18 @@ def reflect(
                 "wrong_response": r["response"],
                 "error_step": r["error_step"],
                 "feedback": cfg.feedback,
-                "response": rewrite(r["response"], p["solution_steps"], p["answer"], step, rng, teacher.error_rate),
+                "response": response,
             }
         )
+    if client is not None:
+        try:
+            texts = [c.text for c in client.complete_all(bodies, desc=f"reflect round {round_idx}")]
+        finally:
+            write_teacher_cost(client, cost_path, teacher, "reflect", round_idx)
+        for row, text in zip(rows, texts, strict=True):
+            row["response"] = text
+    else:
+        write_teacher_cost(None, cost_path, teacher, "reflect", round_idx)
     table = pl.DataFrame(
         rows,
         schema={
@@ -143,7 +221,7 @@ def reflect(
         status=verdicts["status"],
         accepted=verdicts["status"] == "CORRECT",
         round=pl.lit(round_idx, pl.Int64),
-        model=pl.lit(TEACHER_NAME),
+        model=pl.lit(teacher_model(teacher)),
         backend=pl.lit(teacher.backend),
         prompt_version=pl.lit(teacher.prompt_version),
         seed=pl.lit(seed, pl.Int64),

@@ -29,6 +29,13 @@ PROCEDURAL_DATA = CFG.data.model_dump(mode="json", exclude={"benchmarks", "conta
 EVAL_SETTINGS = CFG.eval.model_dump(mode="json", exclude={"suites"})
 MODEL = CFG.model.path
 REPORT = f"{RESULTS}/report"
+ORM_DIR = f"{RESULTS}/orm"
+# The judge uses the ORM trained in this run when it is a local model judge.
+ORM_WEIGHTS = (
+    f"{ORM_DIR}/adapter"
+    if CFG.orm.trained and CFG.orm.backend == "model" and CFG.orm.transport == "hf"
+    else None
+)
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
 if not CFG.model.make_tiny and not Path(MODEL).is_dir():
@@ -90,20 +97,31 @@ def init_weights(wildcards):
     return f"{round_dir(r - 1)}/adapter" if r >= 1 and CFG.train.init == "previous" else []
 
 
+def orm_model(wildcards):
+    """The local ORM checkpoint the judge loads (orm.backend: model, transport: hf); none otherwise."""
+    orm = CFG.orm
+    if orm.backend != "model" or orm.transport != "hf":
+        return []
+    return [orm.hf.path or MODEL] + ([ORM_WEIGHTS] if ORM_WEIGHTS else [])
+
+
 def stage_weights(wildcards):
     return [] if wildcards.stage == "base" else f"{RESULTS}/{wildcards.stage}/adapter"
 
 
 def all_artifacts():
     """Every round's artifacts (the design's table), so that a deleted one is remade."""
-    files = [f"{RESULTS}/round_0/distilled.parquet"]
+    files = [f"{RESULTS}/round_0/{name}" for name in ("distilled.parquet", "distill_cost.parquet")]
     for r in range(ROUNDS + 1):
         files += [f"{round_dir(r)}/{name}" for name in ("train.parquet", "remain.parquet", "adapter")]
         if r >= 1:
-            files += [f"{round_dir(r)}/{name}" for name in ("rollouts.parquet", "judgments.parquet")]
+            names = ("rollouts.parquet", "judgments.parquet", "judge_stats.parquet", "judge_cost.parquet")
+            files += [f"{round_dir(r)}/{name}" for name in names]
         if reflects_in(r):
-            files.append(f"{round_dir(r)}/reflections.parquet")
+            files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
     files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+    if CFG.orm.trained:
+        files += [f"{ORM_DIR}/{name}" for name in ("adapter", "eval.parquet", "eval.md")]
     return files
 
 

@@ -2,7 +2,8 @@ rule distill:
     input:
         seed=f"{RESULTS}/data/seed.parquet",
     output:
-        f"{RESULTS}/round_0/distilled.parquet",
+        distilled=f"{RESULTS}/round_0/distilled.parquet",
+        cost=f"{RESULTS}/round_0/distill_cost.parquet",
     log:
         f"{LOGS}/distill/round_0.log",
     benchmark:

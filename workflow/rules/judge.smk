@@ -2,14 +2,19 @@ rule judge:
     input:
         rollouts=f"{RESULTS}/round_{{round}}/rollouts.parquet",
         problems=previous_remain,
+        model=orm_model,
     output:
-        f"{RESULTS}/round_{{round}}/judgments.parquet",
+        judgments=f"{RESULTS}/round_{{round}}/judgments.parquet",
+        stats=f"{RESULTS}/round_{{round}}/judge_stats.parquet",
+        cost=f"{RESULTS}/round_{{round}}/judge_cost.parquet",
     log:
         f"{LOGS}/judge/round_{{round}}.log",
     benchmark:
         f"{LOGS}/benchmarks/judge/round_{{round}}.tsv"
     params:
         orm=config["orm"],
+        backbone=MODEL,
+        orm_weights=ORM_WEIGHTS,
     threads: 1
     conda:
         "../../envs/mathse.yaml"

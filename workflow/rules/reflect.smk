@@ -4,7 +4,8 @@ rule reflect:
         seed=f"{RESULTS}/data/seed.parquet",
         pool=f"{RESULTS}/data/pool.parquet",
     output:
-        f"{RESULTS}/round_{{round}}/reflections.parquet",
+        reflections=f"{RESULTS}/round_{{round}}/reflections.parquet",
+        cost=f"{RESULTS}/round_{{round}}/reflect_cost.parquet",
     log:
         f"{LOGS}/reflect/round_{{round}}.log",
     benchmark:

@@ -1,0 +1,24 @@
+"""Rule orm_evaluate: the trained ORM judges held-out labelled paths -> results/orm/eval.parquet and the
+paper's metrics (accuracy on correct / wrong paths, overall, error-step agreement) -> results/orm/eval.md."""
+
+from mathse.config import OrmConfig
+from mathse.logs import setup_logging
+from mathse.modeling import setup_torch
+from mathse.orm_train import evaluate_orm
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    setup_torch(smk.threads)
+    evaluate_orm(
+        smk.input.eval,
+        smk.input.model,
+        smk.input.weights,
+        smk.output.scores,
+        smk.output.table,
+        OrmConfig.model_validate(smk.params.orm),
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,30 @@
+"""Rule orm_train: fine-tune the ORM from the backbone on results/orm/train.parquet -> results/orm/adapter/."""
+
+from mathse.config import ModelConfig, TrainConfig
+from mathse.logs import setup_logging
+from mathse.modeling import setup_torch
+from mathse.prompts import RAW_PROMPT_VERSION
+from mathse.train import train
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    setup_torch(smk.threads)
+    model = ModelConfig.model_validate(smk.params.model)
+    train(
+        smk.input.train,
+        model.path,
+        None,
+        smk.output[0],
+        TrainConfig.model_validate(smk.params.train),
+        round_idx=0,  # seeds (seed, 0, ...) as round 0; the data differ, so the streams need not
+        seed=smk.params.seed,
+        prompt_version=RAW_PROMPT_VERSION,  # the row's question is the whole ORM prompt
+        dtype=model.torch_dtype,
+        min_pixels=model.min_pixels,
+        max_pixels=model.max_pixels,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake
