@@ -17,6 +17,7 @@ def main(smk) -> None:
         pool_path=smk.input.pool,
         benchmark_dir=smk.params.benchmarks,
         out={name: getattr(smk.output, name) for name in FIGURES},
+        cost_paths=list(smk.input.cost) if "cost" in smk.input.keys() else [],
     )
 
 

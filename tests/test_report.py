@@ -347,3 +347,23 @@ def test_mathse_command_runs_as_a_program(reported_run):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["after"] == "round_1"
+
+
+def test_api_use_per_round_is_tabled_for_the_report(tmp_path):
+    from mathse.artifacts import SCHEMAS, write_table
+    from mathse.report import cost_table_rst
+
+    def row(r, rule, requests, hits):
+        base = {k: 0 for k, t in SCHEMAS["api_cost"].items() if t == pl.Int64}
+        base.update(round=r, rule=rule, backend="openai", model="gpt-4o", endpoint="http://127.0.0.1:1/v1",
+                    requests=requests, cache_hits=hits, prompt_tokens=10 * requests, seconds=1.0)  # fmt: skip
+        return base
+
+    write_table(pl.DataFrame([row(0, "distill", 12, 0)]), tmp_path / "d.parquet", "api_cost")
+    write_table(pl.DataFrame([row(1, "reflect", 3, 9)]), tmp_path / "r.parquet", "api_cost")
+    rst = cost_table_rst([str(tmp_path / "r.parquet"), str(tmp_path / "d.parquet")])
+    rows = rst.split("   * - ")[2:]
+    assert rows[0].split("\n     - ")[:6] == ["0", "distill", "openai", "gpt-4o", "12", "0"]
+    assert rows[1].split("\n     - ")[:7] == ["1", "reflect", "openai", "gpt-4o", "3", "9", "30"]
+    assert "127.0.0.1" not in rst
+    assert cost_table_rst([]) == ""

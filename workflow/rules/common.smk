@@ -153,3 +153,13 @@ def benchmark_params(wildcards):
 
 def suite_scoring(wildcards):
     return CFG.suite_scoring(wildcards.suite)
+
+
+def api_cost_files():
+    """The api_cost artifact of every distill, judge and reflect job (requests and tokens per round)."""
+    files = [f"{RESULTS}/round_0/distill_cost.parquet"]
+    for r in range(1, ROUNDS + 1):
+        files.append(f"{round_dir(r)}/judge_cost.parquet")
+        if reflects_in(r):
+            files.append(f"{round_dir(r)}/reflect_cost.parquet")
+    return files

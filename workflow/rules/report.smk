@@ -10,6 +10,7 @@ rule plots:
         remain=expand(f"{RESULTS}/round_{{round}}/remain.parquet", round=range(ROUNDS + 1)),
         judgments=expand(f"{RESULTS}/round_{{round}}/judgments.parquet", round=range(1, ROUNDS + 1)),
         pool=f"{RESULTS}/data/pool.parquet",
+        cost=api_cost_files(),
     output:
         table=f"{REPORT}/summary.rst",
         accuracy=report(
