@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(None)
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `mathse show ... | head`
+        sys.stderr.close()
+        return 0
     except (FileNotFoundError, ValueError, pl.exceptions.PolarsError) as err:
         print(f"mathse {args.command}: {err}", file=sys.stderr)
         return 1
