@@ -215,7 +215,7 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
         b.wait_for("document.body.innerText.includes('RESULTS')")
         # The landing page: the workflow description with the stage-by-stage table.
         rows = b.wait_for(
-            "Array.from(document.querySelectorAll('table tr')).map(r => Array.from(r.cells).map(c => c.innerText))"
+            "Array.from(document.querySelector('table').rows).map(r => Array.from(r.cells).map(c => c.innerText))"
         )
         assert rows[0][:2] == ["stage", "train examples"] and "synthetic" in rows[0]
         assert [r[0] for r in rows[1:]] == summary["stage"].to_list()
