@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -229,19 +230,28 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     return path, Path(tmp)
 
 
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary sibling of `path`, then rename it to `path`: all or nothing."""
+    path, tmp = atomic_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_table(df: pl.DataFrame, path: str | Path, name: str) -> pl.DataFrame:
     """Write `df` as artifact `name` to `path`: schema-checked, to a temp file renamed when complete."""
     df = conform(df, name, where=str(path))
-    path, tmp = atomic_path(path)
-    try:
+
+    def write(tmp: Path) -> None:
         try:
             df.write_parquet(tmp, compression="zstd", statistics=False)
         except (OSError, pl.exceptions.ComputeError) as err:  # a full disk surfaces as either
             raise OSError(f"{path}: could not write the {name} artifact ({err}); nothing was written") from err
         failpoint(f"write_{name}")  # a crash here must leave no file that looks complete
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(path, write)
     return df
 
 
@@ -253,9 +263,4 @@ def read_table(path: str | Path, name: str) -> pl.DataFrame:
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:
-    path, tmp = atomic_path(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -12,14 +12,13 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from mathse.artifacts import atomic_path
+from mathse.artifacts import write_atomic
 from mathse.faults import failpoint
 
 log = logging.getLogger(__name__)
@@ -74,12 +73,7 @@ def run_sharded(
             resumed += 1
             continue
         df = work(s, items[s * shard_size : (s + 1) * shard_size])
-        final, tmp = atomic_path(path)
-        try:
-            df.write_parquet(tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, df.write_parquet)
         frames.append(df)
         log.info("%s: shard %d/%d done", name, s + 1, n_shards)
         failpoint(f"{name}_shard")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from mathse.artifacts import atomic_path, read_table
+from mathse.artifacts import read_table, write_atomic
 from mathse.config import TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
@@ -108,12 +107,7 @@ class Checkpoint:
 
     def save(self, state: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        final, tmp = atomic_path(self.path)
-        try:
-            torch.save({**state, "key": self.key}, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(self.path, lambda tmp: torch.save({**state, "key": self.key}, tmp))
         log.info("checkpoint at step %d saved to %s", state["step"], self.path)
 
     def remove(self) -> None:
