@@ -9,6 +9,7 @@ redoes only the shards it had not finished.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
 
 import polars as pl
@@ -44,6 +45,28 @@ class LazyModel:
         return model, processor
 
 
+def sharded_paths(
+    problems: pl.DataFrame,
+    weights: str | None,
+    out_path: str,
+    model_cfg: ModelConfig,
+    shard_size: int,
+    key: str,
+    name: str,
+    options: Callable[[int], dict],
+) -> pl.DataFrame:
+    """Generate paths for `problems` in resumable shards; `options(shard)` gives generate_paths' settings."""
+    lazy = LazyModel(model_cfg, weights)
+
+    def work(shard: int, items) -> pl.DataFrame:
+        model, processor = lazy.get()
+        return pl.DataFrame(generate_paths(model, processor, list(items), **options(shard)), schema=PATH_SCHEMA)
+
+    items = problems.select("problem_id", "question", "images").to_dicts()
+    paths = run_sharded(items, shard_size, out_path, key, work, name)
+    return paths if paths.height else pl.DataFrame(schema=PATH_SCHEMA)
+
+
 def run_rollout(
     problems_path: str,
     weights: str | None,
@@ -56,14 +79,18 @@ def run_rollout(
 ) -> pl.DataFrame:
     """k sampled paths per problem still in the pool."""
     problems = read_table(problems_path, "problem")
-    lazy = LazyModel(model_cfg, weights)
-
-    def work(shard: int, items) -> pl.DataFrame:
-        model, processor = lazy.get()
-        paths = generate_paths(
-            model,
-            processor,
-            list(items),
+    key = fingerprint(
+        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(), seed, round_idx
+    )
+    paths = sharded_paths(
+        problems,
+        weights,
+        out_path,
+        model_cfg,
+        cfg.shard_size,
+        key,
+        "rollout",
+        options=lambda shard: dict(
             num_samples=cfg.num_samples,
             do_sample=True,
             temperature=cfg.temperature,
@@ -73,15 +100,9 @@ def run_rollout(
             prompt_version=cfg.prompt_version,
             seed_key=(seed, round_idx, 3, shard),
             desc=f"rollout round {round_idx} shard {shard}",
-        )
-        return pl.DataFrame(paths, schema=PATH_SCHEMA)
-
-    key = fingerprint(
-        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(), seed, round_idx
+        ),
     )
-    items = problems.select("problem_id", "question", "images").to_dicts()
-    paths = run_sharded(items, cfg.shard_size, out_path, key, work, "rollout")
-    out = (paths if paths.height else pl.DataFrame(schema=PATH_SCHEMA)).with_columns(
+    out = paths.with_columns(
         temperature=pl.lit(cfg.temperature),
         top_p=pl.lit(cfg.top_p),
         round=pl.lit(round_idx, pl.Int64),
@@ -112,28 +133,26 @@ def run_evaluate(
 ) -> pl.DataFrame:
     """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
     problems = read_table(suite_path, "problem")
-    lazy = LazyModel(model_cfg, weights)
-
-    def work(shard: int, items) -> pl.DataFrame:
-        model, processor = lazy.get()
-        paths = generate_paths(
-            model,
-            processor,
-            list(items),
+    key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(),
+                      prompt_version)  # fmt: skip
+    paths = sharded_paths(
+        problems,
+        weights,
+        out_path,
+        model_cfg,
+        cfg.shard_size,
+        key,
+        "evaluate",
+        options=lambda shard: dict(
             num_samples=1,
             do_sample=False,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
             prompt_version=prompt_version,
             desc=f"evaluate {stage} {suite} shard {shard}",
-        )
-        return pl.DataFrame(paths, schema=PATH_SCHEMA)
-
-    key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(),
-                      prompt_version)  # fmt: skip
-    items = problems.select("problem_id", "question", "images").to_dicts()
-    paths = run_sharded(items, cfg.shard_size, out_path, key, work, "evaluate")
-    responses = paths["response"].to_list() if paths.height else []
+        ),
+    )
+    responses = paths["response"].to_list()
     out = score_table(problems, responses, scoring).with_columns(
         suite=pl.lit(suite),
         stage=pl.lit(stage),

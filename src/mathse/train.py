@@ -13,7 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
 import torch
 from tqdm import tqdm
 
@@ -254,8 +253,3 @@ def train(
     ckpt.remove()
     log.info("trained %d steps on %d examples in %.1f s; saved to %s", steps, len(examples), elapsed, out_dir)
     return info
-
-
-def train_origin_counts(train_path: str) -> dict[str, int]:
-    df = pl.read_parquet(train_path, columns=["origin"])
-    return dict(df.group_by("origin").len().iter_rows())
