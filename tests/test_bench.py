@@ -1,4 +1,4 @@
-from mathse.bench import bench_image_cache
+from mathse.bench.images import bench_image_cache
 
 
 def test_image_decoded_once_per_problem():
