@@ -55,7 +55,7 @@ EXPECTED = {
     (
         "unknown-type",
         "answer_type",
-    ): "unknown answer_type 'matrix'; expected one of ['choice', 'float', 'integer', 'text']",
+    ): "unknown answer_type 'matrix'; expected one of ['choice', 'float', 'integer', 'list', 'text']",
     ("ok-1", "problem_id"): "duplicate problem_id 'ok-1' (first at row 0)",
     ("long-question", "question"): "question is 30000 characters, over the limit of 20000",
     ("bad-utf8", "question"): "question contains bytes that were not valid UTF-8 (U+FFFD)",

@@ -69,7 +69,7 @@ FORMAT_SCORING = {"mathvista": "mathvista", "mathverse": "mathverse", "mathvisio
 PROCEDURAL_SUITE = "synthetic"
 
 
-class BenchmarkSource(Section):
+class ProblemSource(Section):
     format: Literal["mathvista", "mathverse", "mathvision", "mathvl", "jsonl"] = Field(
         description="Published format of the files (see README, Benchmarks): MathVista testmini/test parquet, "
         "MathVerse testmini, MATH-Vision, MathVL-test style JSONL, or the generic JSONL/parquet."
@@ -78,10 +78,6 @@ class BenchmarkSource(Section):
         description="Local file, folder or glob as downloaded, relative to the working directory "
         "(nothing is fetched), e.g. benchmarks/MathVista/data/testmini-*.parquet."
     )
-    scoring: Literal["mathvista", "mathverse", "mathvision", "generic"] | None = Field(
-        None,
-        description="Whose official rules score this suite (null: the format's own; mathvl and jsonl: generic).",
-    )
     where: dict[str, str] = Field(
         default_factory=dict,
         description="Keep only problems whose metadata has these values, e.g. {task: geometry problem solving} "
@@ -89,15 +85,34 @@ class BenchmarkSource(Section):
     )
     limit: int | None = Field(None, ge=1, description="Keep only the first N problems (null: all), for quick runs.")
 
+
+class BenchmarkSource(ProblemSource):
+    scoring: Literal["mathvista", "mathverse", "mathvision", "generic"] | None = Field(
+        None,
+        description="Whose official rules score this suite (null: the format's own; mathvl and jsonl: generic).",
+    )
+
     @property
     def rules(self) -> str:
         return self.scoring or FORMAT_SCORING.get(self.format, "generic")
 
 
 class DataConfig(Section):
-    source: Literal["procedural"] = Field(
+    source: Literal["procedural", "files"] = Field(
         "procedural",
-        description="Where the training problems (seed part and pool) come from: the embedded procedural generator.",
+        description="Where the training problems (seed part and pool) come from: the embedded procedural generator, "
+        "or local files in any import format (`files`: data.pool_sources and data.seed_sources).",
+    )
+    pool_sources: dict[str, ProblemSource] = Field(
+        default_factory=dict,
+        description="source `files`: training problem files, name -> {format, path, where, limit} (e.g. GeoQA+, "
+        "Geometry3K, ChartQA as generic JSONL with images). Problem ids become `name/id`. Without seed_sources, "
+        "n_seed of them (drawn with run.seed) form the seed part and the rest the pool.",
+    )
+    seed_sources: dict[str, ProblemSource] = Field(
+        default_factory=dict,
+        description="source `files`: problem files that form the seed part the teacher solves in round 0 "
+        "(then every pool_sources problem is in the pool).",
     )
     families: list[Literal["chart", "geometry", "counting"]] = Field(
         default_factory=lambda: ["chart", "geometry", "counting"],
@@ -327,6 +342,16 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _check(self) -> Config:
+        data = self.data
+        if data.source == "files" and not (data.pool_sources or data.seed_sources):
+            raise ValueError("data.source is `files` but data.pool_sources and data.seed_sources are empty")
+        if data.source == "procedural" and (data.pool_sources or data.seed_sources):
+            raise ValueError("data.pool_sources / data.seed_sources are set: also set data.source: files")
+        for name in [*data.pool_sources, *data.seed_sources]:
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+                raise ValueError(f"data sources: a source name is letters, digits, _ or -, not {name!r}")
+        if set(data.pool_sources) & set(data.seed_sources):
+            raise ValueError("data.pool_sources and data.seed_sources share a name; give each source its own")
         for name in self.data.benchmarks:
             if name == PROCEDURAL_SUITE or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
                 raise ValueError(

@@ -154,15 +154,26 @@ def prepare(
     Every table is checked (`mathse.validate`); bad rows go to `quarantine_out` with their reasons.
     """
     image_dir = Path(seed_out).parent / "images"
-    outputs = [("seed", cfg.n_seed, seed_out), ("pool", cfg.n_pool, pool_out)]
-    outputs += [("test", cfg.n_test, path) for path in bench_outs.values()]
+    tables = {}  # output path -> (problems, where they came from)
     quarantined = []
-    for split, n, path in outputs:
-        good, bad = check_problems(generate_split(seed, split, n, cfg, image_dir), f"{split} (procedural)")
+    if cfg.source == "files":
+        from mathse.sources import load_sources
+
+        seed_part, pool, bad = load_sources(cfg, seed, Path(seed_out).parent / "sources")
+        quarantined.append(bad)
+        tables[seed_out] = (seed_part, "seed (data.seed_sources or drawn from data.pool_sources)")
+        tables[pool_out] = (pool, "pool (data.pool_sources)")
+    else:
+        tables[seed_out] = (generate_split(seed, "seed", cfg.n_seed, cfg, image_dir), "seed (procedural)")
+        tables[pool_out] = (generate_split(seed, "pool", cfg.n_pool, cfg, image_dir), "pool (procedural)")
+    for path in bench_outs.values():
+        tables[path] = (generate_split(seed, "test", cfg.n_test, cfg, image_dir), "test (procedural)")
+    for path, (problems, origin) in tables.items():
+        good, bad = check_problems(problems, origin)
         table = write_table(good, path, "problem")
         quarantined.append(bad)
         counts = dict(table.group_by("source").len().sort("source").iter_rows())
-        log.info("%s: %d %s problems %s; images in %s", path, table.height, split, counts, image_dir)
+        log.info("%s: %d problems from %s %s", path, table.height, origin, counts)
     if quarantine_out:
         bad = write_table(pl.concat(quarantined), quarantine_out, "quarantine")
         log.info("%s: %d quarantined rows", quarantine_out, bad.height)

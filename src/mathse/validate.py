@@ -18,7 +18,7 @@ from mathse.artifacts import empty
 
 log = logging.getLogger(__name__)
 
-ANSWER_TYPES = {"integer", "float", "text", "choice"}
+ANSWER_TYPES = {"integer", "float", "text", "choice", "list"}  # as the artifact schema says
 MAX_QUESTION_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000
 MAX_IMAGE_PIXELS = 8192 * 8192

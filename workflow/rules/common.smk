@@ -147,6 +147,15 @@ def benchmark_source(wildcards):
     return path
 
 
+def training_source_files():
+    """data.source files: every file the seed part and pool are imported from (missing files fail the DAG)."""
+    files = []
+    for src in [*CFG.data.seed_sources.values(), *CFG.data.pool_sources.values()]:
+        matches = sorted(glob.glob(src.path, recursive=True)) if any(c in src.path for c in "*?[") else []
+        files += matches or [src.path]
+    return files
+
+
 def benchmark_params(wildcards):
     return BENCHMARKS[wildcards.suite].model_dump(mode="json")
 

@@ -1,4 +1,6 @@
 rule prepare:
+    input:
+        sources=training_source_files(),
     output:
         seed=f"{RESULTS}/data/seed.parquet",
         pool=f"{RESULTS}/data/pool.parquet",
