@@ -245,3 +245,77 @@ def test_score_table_and_breakdown():
     assert scored["correct"].to_list() == [True, False, True]
     table = breakdown(scored, problems, "mathverse")
     assert table.rows() == [("problem_version", "Text Lite", 2, 0.5), ("problem_version", "Vision Only", 1, 1.0)]
+
+
+# An answer found by the LLM extractor goes through the suite's own normalisation and comparison.
+EXTRACTED_CASES = [
+    (
+        "mathvista",
+        {
+            "answer": "15",
+            "answer_type": "choice",
+            "choices": ["12", "15"],
+            "metadata": {"question_type": "multi_choice", "answer_type": "text"},
+        },
+        "B",
+        True,
+    ),
+    (
+        "mathvista",
+        {
+            "answer": "15",
+            "answer_type": "choice",
+            "choices": ["12", "15"],
+            "metadata": {"question_type": "multi_choice", "answer_type": "text"},
+        },
+        "(A)",
+        False,
+    ),
+    (
+        "mathvista",
+        {
+            "answer": "1.5",
+            "answer_type": "float",
+            "precision": 1,
+            "metadata": {"question_type": "free_form", "answer_type": "float"},
+        },
+        "1.50",
+        True,
+    ),
+    ("mathvision", {"answer": "B", "answer_type": "choice", "choices": ["3", "8/11"]}, "B", True),
+    ("mathvision", {"answer": "2.5", "answer_type": "float"}, "2.50", True),
+    ("mathverse", {"answer": "C", "answer_type": "choice", "choices": ["1", "2", "3"]}, "C", True),
+    ("generic", {"answer": "0.5", "answer_type": "float"}, "\\frac{1}{2}", True),
+    ("generic", {"answer": "-3", "answer_type": "integer"}, "3", False),
+    ("mathse", {"answer": "8", "answer_type": "integer"}, "8", True),
+]
+
+
+@pytest.mark.parametrize("scoring, problem, extracted, correct", EXTRACTED_CASES)
+def test_extracted_answers_are_scored_by_the_suites_rules(scoring, problem, extracted, correct):
+    from mathse.scoring import score_extracted
+
+    v = score_extracted(scoring, extracted, {"choices": [], "precision": None, "metadata": {}, **problem})
+    assert (v.correct, v.rule, v.extracted) == (correct, "llm_extractor", extracted)
+
+
+def test_the_extractor_is_used_only_where_no_rule_answers():
+    from mathse.scoring import score_table
+
+    asked = []
+
+    def extractor(items):
+        asked.extend(response for _, response in items)
+        return ["7", None]
+
+    extractor.name = "stub@v1"
+    problems = pl.DataFrame(
+        {"problem_id": ["a", "b", "c"], "answer": ["7", "7", "7"], "answer_type": ["integer"] * 3,
+         "choices": [[], [], []], "precision": [None, None, None], "metadata": ["{}"] * 3}
+    )  # fmt: skip
+    responses = ["The answer is 7.", "seven, I believe", "no idea"]
+    scores = score_table(problems, responses, "generic", extractor)
+    assert asked == ["seven, I believe", "no idea"]
+    assert scores["rule"].to_list() == ["answer_is", "llm_extractor", "none"]
+    assert scores["correct"].to_list() == [True, True, False]
+    assert scores["extractor"].to_list() == [None, "stub@v1", None]

@@ -221,3 +221,34 @@ def test_rules_through_the_server_never_write_the_api_key(data_dir, served_model
             searched += 1
             assert key not in path.read_bytes(), f"the API key leaked into {path}"
     assert searched > 20 and set(SCHEMAS) >= {"api_cost"}
+
+
+def test_answer_extractor_asks_the_server_only_where_the_rules_find_nothing(
+    served_model, planted_key, data_dir, tmp_path, monkeypatch
+):
+    from mathse.config import ExtractorConfig
+    from mathse.extractor import LlmExtractor
+    from mathse.scoring import score_table
+
+    problems = read_table(data_dir / "bench/synthetic.parquet", "problem").head(4)
+    responses = [
+        f"Step 1: ...\nThe answer to this problem is {problems['answer'][0]}.",  # the rules find it
+        "I think the bars add up to something, but I am not sure what.",  # no rule answer: asked
+        "",  # nothing to extract: not asked
+        "The total is hard to say.",  # asked
+    ]
+    monkeypatch.setenv(PLANTED_KEY_ENV, planted_key)
+    cfg = ExtractorConfig(backend="openai", openai=endpoint(served_model, tmp_path / "cache"))
+    extractor = LlmExtractor(cfg)
+    scores = score_table(problems, responses, "mathse", extractor)
+    assert extractor.client.usage.requests == 2 and extractor.client.usage.cache_hits == 0
+    assert scores["rule"][0] == "answer_prefix" and scores["correct"][0]
+    assert scores["extractor"][0] is None and scores["extractor"][2] is None
+    for i in (1, 3):  # the tiny model's reply is nonsense: taken as the answer unless empty or NONE
+        if scores["extractor"][i] is not None:
+            assert scores["extractor"][i] == "tiny-teacher@v1" and scores["rule"][i] == "llm_extractor"
+        else:
+            assert scores["rule"][i] == "none"
+    again = LlmExtractor(cfg)
+    assert score_table(problems, responses, "mathse", again).equals(scores)
+    assert again.client.usage.requests == 0 and again.client.usage.cache_hits == 2

@@ -105,6 +105,7 @@ SCORE = {
     "correct": Bool,
     "matched_by": Str,  # how it equals the answer (exact, letter, numeric, math_verify, ...); null when wrong
     "scoring": Str,  # the benchmark's rules used: mathse | mathvista | mathverse | mathvision | generic
+    "extractor": Str,  # rule: null; `llm_extractor` rows: the extractor's model@prompt_version
     "model": Str,
     "backend": Str,
     "prompt_version": Str,

@@ -212,7 +212,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     responses = (
         pl.read_parquet(args.responses) if args.responses.endswith(".parquet") else pl.read_ndjson(args.responses)
     )
-    scores, missing = score_responses(problems, responses, args.suite)
+    extractor = None
+    if args.extractor_url:
+        from mathse.config import EndpointConfig, ExtractorConfig
+        from mathse.extractor import LlmExtractor
+
+        endpoint = EndpointConfig(base_url=args.extractor_url, model=args.extractor_model, max_tokens=32)
+        extractor = LlmExtractor(ExtractorConfig(backend="openai", openai=endpoint))
+    scores, missing = score_responses(problems, responses, args.suite, extractor)
     scores = scores.with_columns(
         suite=pl.lit(args.suite),
         stage=pl.lit(args.stage),
@@ -273,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="score parquet to write, one row per problem")
     p.add_argument("--stage", default="external", help="stage recorded in the rows (default: external)")
     p.add_argument("--model", default="unknown", help="model name recorded in the rows")
+    p.add_argument(
+        "--extractor-url",
+        help="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1) of an LLM that extracts the answer "
+        "where the rules find none; API key from $OPENAI_API_KEY",
+    )
+    p.add_argument("--extractor-model", default="gpt-4o-mini", help="the extractor's model name")
     p.set_defaults(func=cmd_score)
 
     args = parser.parse_args(argv)

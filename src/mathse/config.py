@@ -312,6 +312,20 @@ class OrmConfig(Section):
     )
 
 
+class ExtractorConfig(Section):
+    backend: Literal["rules", "openai"] = Field(
+        "rules",
+        description="How answers are taken from responses: each benchmark's rules only (`rules`), or also an LLM "
+        "behind an OpenAI-compatible endpoint for the responses where the rules find no answer (`openai`, as the "
+        "official MathVista/MathVerse scripts and lmms-eval do); its rows record the extractor in `extractor`.",
+    )
+    prompt_version: str = Field("v1", description="Version of the extraction prompt (mathse.prompts.EXTRACT_PROMPTS).")
+    openai: EndpointConfig = Field(
+        default_factory=lambda: EndpointConfig(model="gpt-4o-mini", max_tokens=32),
+        description="The endpoint of the `openai` extractor.",
+    )
+
+
 class EvalConfig(Section):
     suites: list[str] = Field(
         default_factory=lambda: ["synthetic"],
@@ -322,6 +336,9 @@ class EvalConfig(Section):
     batch_size: int = Field(64, ge=1, description="Prompts per greedy generate call.")
     max_new_tokens: int = Field(64, ge=1, description="Longest generated answer in tokens.")
     shard_size: int = Field(64, ge=1, description="Problems per resumable shard of an evaluation job.")
+    answer_extractor: ExtractorConfig = Field(
+        default_factory=ExtractorConfig, description="Answer extraction where the benchmark's rules find none."
+    )
 
 
 class Config(Section):

@@ -57,6 +57,22 @@ ORM_PROMPTS = {
     "Question: {question}\nReference answer: {answer}\nPath:\n{path}",
 }
 
+# Answer extraction by an LLM where the rules find no answer (as the official MathVista and MathVerse scripts
+# and lmms-eval do with GPT-4): a few worked examples, then the question and the model's response.
+EXTRACT_PROMPTS = {
+    "v1": "Read each model response and write only its final answer, as a number, an option letter or a "
+    "short expression; write NONE if the response gives no answer.\n\n"
+    "Question: What is the area of the rectangle? Choices: (A) 12 (B) 15\n"
+    "Model response: Multiplying the sides 3 and 5 gives 15, so option B.\nExtracted answer: B\n\n"
+    "Question: How many dots are there?\n"
+    "Model response: I count the rows: 4, 4 and 3, which makes eleven in all.\nExtracted answer: 11\n\n"
+    "Question: What is the slope of the line?\n"
+    "Model response: The line rises one unit for every two units to the right.\nExtracted answer: 1/2\n\n"
+    "Question: What is x?\nModel response: I cannot read the figure.\nExtracted answer: NONE\n\n"
+    "Question: {question}\nModel response: {response}\nExtracted answer:",
+}
+NO_ANSWER = "NONE"
+
 
 def _template(table: dict[str, str], kind: str, version: str) -> str:
     try:
@@ -92,6 +108,10 @@ def reflect_prompt(
 
 def orm_prompt(question: str, answer: str, path: str, version: str) -> str:
     return _template(ORM_PROMPTS, "ORM", version).format(question=question, answer=answer, path=path)
+
+
+def extract_prompt(question: str, response: str, version: str) -> str:
+    return _template(EXTRACT_PROMPTS, "extract", version).format(question=question, response=response)
 
 
 def solver_prompt(question: str, version: str) -> str:

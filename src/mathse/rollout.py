@@ -16,6 +16,7 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import EvalConfig, ModelConfig, RolloutConfig
+from mathse.extractor import make_extractor
 from mathse.generation import generate_paths
 from mathse.modeling import load_model, load_processor
 from mathse.scoring import breakdown, score_table
@@ -153,7 +154,7 @@ def run_evaluate(
         ),
     )
     responses = paths["response"].to_list()
-    out = score_table(problems, responses, scoring).with_columns(
+    out = score_table(problems, responses, scoring, make_extractor(cfg.answer_extractor)).with_columns(
         suite=pl.lit(suite),
         stage=pl.lit(stage),
         model=pl.lit(model_cfg.name),

@@ -21,12 +21,17 @@ it), falls back to math-verify (`math_verify`) when the official comparison says
 answer, strips units / percent signs from numeric answers (`units_stripped`, what the official GPT
 extraction does), and MATH-Vision also maps a named option ("(B) 8/11") to its letter (`letter`).
 `nearest_choice` marks MathVista verdicts that only the official nearest-choice fallback produced.
+
+Optionally (eval.answer_extractor: openai), responses where no rule finds an answer go to an LLM extractor
+(mathse.extractor), and its answer is scored by the same rules (rule `llm_extractor`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,6 +39,8 @@ import polars as pl
 
 from mathse.grading import extract_answer, match_kind, normalize
 from mathse.prompts import ANSWER_PREFIX
+
+log = logging.getLogger(__name__)
 
 SCORINGS = ("mathse", "mathvista", "mathverse", "mathvision", "generic")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -477,9 +484,40 @@ def score_response(scoring: str, response: str, problem: dict) -> Verdict:
     return scorer(response, problem)
 
 
-def score_table(problems: pl.DataFrame, responses: list[str], scoring: str) -> pl.DataFrame:
-    """Score rows (problems and responses aligned): the score artifact's columns short of provenance."""
-    verdicts = [score_response(scoring, r, p) for p, r in zip(problems.iter_rows(named=True), responses, strict=True)]
+# An answer found by an LLM extractor is restated in the sentence each benchmark's own rules take first, so
+# that it is normalised and compared exactly as an answer the rules had found.
+_RESTATE = {"mathse": ANSWER_PREFIX + " {}.", "mathvista": 'The answer is "{}".'}
+LLM_RULE = "llm_extractor"
+
+# extractor(items) -> one answer (or None) per (problem, response) item; `.name` is recorded per row.
+Extractor = Callable[[list[tuple[dict, str]]], list[str | None]]
+
+
+def score_extracted(scoring: str, extracted: str, problem: dict) -> Verdict:
+    """Score an answer taken from a response by other means (the LLM extractor) by the suite's rules."""
+    v = score_response(scoring, _RESTATE.get(scoring, "The answer is {}.").format(extracted), problem)
+    return Verdict(extracted, LLM_RULE, v.correct, v.matched_by)
+
+
+def score_table(
+    problems: pl.DataFrame, responses: list[str], scoring: str, extractor: Extractor | None = None
+) -> pl.DataFrame:
+    """Score rows (problems and responses aligned): the score artifact's columns short of provenance.
+
+    With an `extractor`, the responses where the rules find no answer (rule `none`) are sent to it, and the
+    answers it finds are scored by the same rules (rule `llm_extractor`, column `extractor` its name).
+    """
+    rows = list(problems.iter_rows(named=True))
+    verdicts = [score_response(scoring, r, p) for p, r in zip(rows, responses, strict=True)]
+    used = [None] * len(rows)
+    if extractor is not None:
+        todo = [i for i, v in enumerate(verdicts) if v.rule == "none" and (responses[i] or "").strip()]
+        answers = extractor([(rows[i], responses[i]) for i in todo]) if todo else []
+        for i, answer in zip(todo, answers, strict=True):
+            if answer:
+                verdicts[i], used[i] = score_extracted(scoring, answer, rows[i]), extractor.name
+        log.info("answer extractor %s: %d of %d responses had no rule answer; %d extracted",
+                 getattr(extractor, "name", "?"), len(todo), len(rows), sum(u is not None for u in used))  # fmt: skip
     return pl.DataFrame(
         {
             "problem_id": problems["problem_id"],
@@ -491,6 +529,7 @@ def score_table(problems: pl.DataFrame, responses: list[str], scoring: str) -> p
             "correct": [v.correct for v in verdicts],
             "matched_by": [v.matched_by for v in verdicts],
             "scoring": [scoring] * problems.height,
+            "extractor": used,
         },
         schema={
             "problem_id": pl.String,
@@ -502,6 +541,7 @@ def score_table(problems: pl.DataFrame, responses: list[str], scoring: str) -> p
             "correct": pl.Boolean,
             "matched_by": pl.String,
             "scoring": pl.String,
+            "extractor": pl.String,
         },
     )
 
@@ -526,7 +566,9 @@ def breakdown(scores: pl.DataFrame, problems: pl.DataFrame, scoring: str) -> pl.
     return pl.DataFrame(rows, schema=schema).sort("key", "value")
 
 
-def score_responses(problems: pl.DataFrame, responses: pl.DataFrame, scoring: str) -> tuple[pl.DataFrame, int]:
+def score_responses(
+    problems: pl.DataFrame, responses: pl.DataFrame, scoring: str, extractor: Extractor | None = None
+) -> tuple[pl.DataFrame, int]:
     """Score a table of responses (`problem_id`, `response`) against problem parquet rows.
 
     Responses may be keyed by the canonical problem_id or by the benchmark's published id (metadata
@@ -551,4 +593,4 @@ def score_responses(problems: pl.DataFrame, responses: pl.DataFrame, scoring: st
         text = by_id.get(pid, by_id.get(sid))
         missing += text is None
         texts.append(text or "")
-    return score_table(problems, texts, scoring), missing
+    return score_table(problems, texts, scoring, extractor), missing
