@@ -1,7 +1,8 @@
-"""Rule orm_data: labelled correct and wrong paths -> results/orm/train.parquet (ORM prompt -> JSON verdict)
-and results/orm/eval_paths.parquet (held-out suite problems)."""
+"""Rule orm_data: correct and wrong paths, the wrong ones annotated by the teacher -> results/orm/train.parquet
+(ORM prompt -> JSON verdict), results/orm/eval_paths.parquet (held-out suite problems), the teacher's API cost
+and the paths whose annotation was unusable (quarantine)."""
 
-from mathse.config import OrmConfig
+from mathse.config import OrmConfig, TeacherConfig
 from mathse.logs import setup_logging
 from mathse.orm_train import build_orm_data
 
@@ -15,6 +16,9 @@ def main(smk) -> None:
         smk.output.eval,
         OrmConfig.model_validate(smk.params.orm),
         seed=smk.params.seed,
+        teacher=TeacherConfig.model_validate(smk.params.teacher),
+        cost_out=smk.output.cost,
+        quarantine_out=smk.output.quarantine,
     )
 
 

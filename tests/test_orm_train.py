@@ -14,10 +14,10 @@ from mathse.orm import judge_path
 from mathse.orm_train import build_orm_data, orm_examples, orm_metrics, orm_table
 
 
-def test_orm_examples_are_labelled_by_the_rule_orm(data_dir):
+def test_orm_examples_are_labelled_by_the_programmatic_teacher(data_dir):
     problems = pl.concat([read_table(data_dir / f"{s}.parquet", "problem") for s in ("seed", "pool")])
-    ex = orm_examples(problems, correct_fraction=0.5, seed=0, stream=0)
-    assert ex.height == problems.height
+    ex, bad = orm_examples(problems, correct_fraction=0.5, seed=0, stream=0)
+    assert ex.height == problems.height and bad.is_empty()
     assert 0 < (ex["status"] == "CORRECT").sum() < ex.height
     ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
     for r in ex.iter_rows(named=True):
@@ -31,7 +31,7 @@ def test_orm_examples_are_labelled_by_the_rule_orm(data_dir):
         ]
     wrong = ex.filter(pl.col("status") == "WRONG")
     assert wrong["error_step"].is_not_null().all() and wrong["error_step"].n_unique() > 1
-    assert orm_examples(problems, 1.0, 0, 0)["status"].unique().to_list() == ["CORRECT"]
+    assert orm_examples(problems, 1.0, 0, 0)[0]["status"].unique().to_list() == ["CORRECT"]
 
 
 def test_orm_data_trains_on_seed_and_pool_and_holds_out_the_suite(data_dir, tmp_path):

@@ -7,6 +7,7 @@ as parse failures), a rerun making no request at all - and that a planted API ke
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,33 @@ def test_answer_extractor_asks_the_server_only_where_the_rules_find_nothing(
     again = LlmExtractor(cfg)
     assert score_table(problems, responses, "mathse", again).equals(scores)
     assert again.client.usage.requests == 0 and again.client.usage.cache_hits == 2
+
+
+def test_orm_data_wrong_paths_are_annotated_by_the_api_teacher(
+    served_model, planted_key, data_dir, tmp_path, monkeypatch
+):
+    from mathse.orm_train import build_orm_data
+
+    monkeypatch.setenv(PLANTED_KEY_ENV, planted_key)
+    teacher = TeacherConfig(backend="openai", openai=endpoint(served_model, tmp_path / "cache"))
+    out = {k: str(tmp_path / f"{k}.parquet") for k in ("train", "eval", "cost", "bad")}
+
+    def build():
+        build_orm_data(
+            [str(data_dir / "seed.parquet")], [str(data_dir / "bench/synthetic.parquet")], out["train"], out["eval"],
+            OrmConfig(prompt_version="brief"), seed=0, teacher=teacher, cost_out=out["cost"], quarantine_out=out["bad"],
+        )  # fmt: skip
+        return (read_table(out[k], kind) for k, kind in
+                [("train", "train"), ("eval", "orm_example"), ("cost", "api_cost"), ("bad", "quarantine")])  # fmt: skip
+
+    train, held, cost, bad = build()
+    labels = train["response"].map_elements(lambda s: json.loads(s)["status"], return_dtype=pl.String)
+    n_correct = int((labels == "CORRECT").sum()) + int((held["status"] == "CORRECT").sum())
+    n_paths = 12 + 6  # seed and held-out problems, one path each
+    # Only the wrong paths were sent; the tiny model's replies are not the JSON, so they are quarantined.
+    assert cost["requests"].sum() == n_paths - n_correct > 0
+    assert train.height + held.height + bad.height == n_paths
+    assert bad["reason"].str.starts_with("teacher annotation").all()
+    assert set(train["model"]) == {"tiny-teacher"} and set(train["backend"]) == {"openai"}
+    train2, _, cost2, _ = build()
+    assert train2.equals(train) and cost2["requests"].sum() == 0 and cost2["cache_hits"].sum() == cost["requests"].sum()

@@ -123,7 +123,7 @@ QUARANTINE = {
 # Per rule and round: what an API-backed teacher or judge cost (all zeros for local backends).
 API_COST = {
     "round": Int,
-    "rule": Str,  # distill | reflect | judge
+    "rule": Str,  # distill | reflect | judge | annotate (ORM data)
     "backend": Str,
     "model": Str,
     "endpoint": Str,  # chat-completions URL without credentials; empty for local backends

@@ -1,8 +1,9 @@
 """Training and evaluating a generative ORM (the paper's fine-tuned VLM judge) on the embedded default.
 
-Data (`orm_data` rule): for each problem, a correct path and wrong paths - a misread value at a random
-step carried to a wrong answer, or an arithmetic slip in the last step - labelled by the rule ORM with the
-paper's JSON (status, error step, analysis, suggestion), as the teacher annotates wrong paths in the paper.
+Data (`orm_data` rule): for each problem, a correct path or a wrong path - a misread value at a random
+step carried to a wrong answer, or an arithmetic slip in the last step - labelled with the paper's JSON
+(status, error step, analysis, suggestion): correct paths by the answer check, wrong paths annotated by the
+teacher (`teacher.backend`: the programmatic teacher from the reference trace, or GPT-4o as in the paper).
 Seed and pool problems train it; the held-out suite's problems evaluate it. The ORM learns to answer the
 ORM prompt (`mathse.prompts.orm_prompt`) with that JSON, through the same `train` code as the backbone:
 the whole prompt is the training row's `question` and the solver prompt version `raw` passes it as is.
@@ -20,10 +21,11 @@ import re
 import numpy as np
 import polars as pl
 
-from mathse.artifacts import read_table, write_table, write_text_atomic
-from mathse.config import OrmConfig
-from mathse.orm import INVALID, judge_path, model_judge_table
+from mathse.artifacts import empty, read_table, write_table, write_text_atomic
+from mathse.config import OrmConfig, TeacherConfig
+from mathse.orm import INVALID, Verdict, model_judge_table
 from mathse.prompts import format_solution, orm_prompt
+from mathse.teacher import annotate, teacher_model
 
 log = logging.getLogger(__name__)
 _NUM_RE = re.compile(r"-?\d+")
@@ -50,13 +52,13 @@ def _slip(steps: list[str], answer: str) -> tuple[list[str], str] | None:
     return steps[:-1] + [f"{head}{sep}{wrong}."], wrong
 
 
-def orm_examples(problems: pl.DataFrame, correct_fraction: float, seed: int, stream: int) -> pl.DataFrame:
-    """Labelled paths (one per problem), exactly a `correct_fraction` share of them correct."""
+def orm_paths(problems: pl.DataFrame, correct_fraction: float, seed: int, stream: int) -> list[dict]:
+    """One path per problem (with the problem's fields), exactly a `correct_fraction` share of them correct."""
     problems = problems.filter(pl.col("solution_steps").list.len() > 0)
     n_correct = round(correct_fraction * problems.height)
     order = np.random.default_rng([seed, 4099, stream]).permutation(problems.height)
     correct = set(order[:n_correct].tolist())
-    rows = []
+    paths = []
     for i, p in enumerate(problems.iter_rows(named=True)):
         steps, answer = p["solution_steps"], p["answer"]
         rng = np.random.default_rng([seed, 4099, stream, i])
@@ -66,22 +68,35 @@ def orm_examples(problems: pl.DataFrame, correct_fraction: float, seed: int, str
             if rng.random() >= 0.3:
                 made = _misread(steps, answer, int(rng.integers(len(steps))), rng)
             made = made or _slip(steps, answer)
-        path = format_solution(*made) if made else format_solution(steps, answer)
-        _, _, v = judge_path(path, answer, steps, p["precision"])
+        paths.append({**p, "response": format_solution(*made) if made else format_solution(steps, answer)})
+    return paths
+
+
+def label_paths(paths: list[dict], labels: list[Verdict | str], where: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Labelled paths (orm_example rows) and the paths whose annotation was unusable (quarantine rows)."""
+    rows, bad = [], []
+    for i, (p, v) in enumerate(zip(paths, labels, strict=True)):
+        if isinstance(v, str):
+            bad.append({"file": where, "row": i, "problem_id": p["problem_id"], "field": "judgment_json", "reason": v})
+            continue
         rows.append(
             {
-                "problem_id": p["problem_id"],
-                "question": p["question"],
-                "images": p["images"],
-                "answer": answer,
-                "precision": p["precision"],
-                "response": path,
+                **{k: p[k] for k in ("problem_id", "question", "images", "answer", "precision", "response")},
                 "status": v.status,
                 "error_step": v.error_step,
                 "judgment_json": v.to_json(),
             }
         )
-    return pl.DataFrame(rows, schema=ORM_EXAMPLE_SCHEMA)
+    return pl.DataFrame(rows, schema=ORM_EXAMPLE_SCHEMA), pl.DataFrame(bad, schema=empty("quarantine").schema)
+
+
+def orm_examples(
+    problems: pl.DataFrame, correct_fraction: float, seed: int, stream: int, teacher: TeacherConfig | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Paths labelled by the teacher (default: the programmatic one), and the quarantined ones."""
+    paths = orm_paths(problems, correct_fraction, seed, stream)
+    labels = annotate(paths, teacher or TeacherConfig(), seed=seed, stream=stream)
+    return label_paths(paths, labels, f"orm paths (stream {stream})")
 
 
 ORM_EXAMPLE_SCHEMA = {
@@ -105,12 +120,24 @@ def build_orm_data(
     cfg: OrmConfig,
     *,
     seed: int,
+    teacher: TeacherConfig | None = None,
+    cost_out: str | None = None,
+    quarantine_out: str | None = None,
 ) -> None:
-    """The orm_data rule: ORM training rows (train schema) and held-out labelled paths (orm_example)."""
+    """The orm_data rule: ORM training rows (train schema) and held-out labelled paths (orm_example).
+
+    Correct paths are labelled by the answer check; wrong paths get the teacher's annotation (error step,
+    analysis, suggestion). Paths whose annotation is unusable are quarantined, not trained on.
+    """
+    teacher = teacher or TeacherConfig()
     train_problems = pl.concat([read_table(p, "problem") for p in train_problem_paths])
     eval_problems = pl.concat([read_table(p, "problem") for p in eval_problem_paths])
-    train_ex = orm_examples(train_problems, cfg.train_correct_fraction, seed, 0)
-    eval_ex = orm_examples(eval_problems, cfg.train_correct_fraction, seed, 1)
+    train_paths = orm_paths(train_problems, cfg.train_correct_fraction, seed, 0)
+    eval_paths = orm_paths(eval_problems, cfg.train_correct_fraction, seed, 1)
+    # One annotation pass over both sets, so that one cost record covers the rule.
+    labels = annotate(train_paths + eval_paths, teacher, seed=seed, stream=0, cost_path=cost_out)
+    train_ex, train_bad = label_paths(train_paths, labels[: len(train_paths)], "orm train paths")
+    eval_ex, eval_bad = label_paths(eval_paths, labels[len(train_paths) :], "orm held-out paths")
     train = train_ex.select(
         # One row per path: the path index keeps train's per-problem prompt cache apart.
         problem_id=pl.col("problem_id") + "#orm",
@@ -123,14 +150,19 @@ def build_orm_data(
         origin=pl.lit("orm"),
         round_added=pl.lit(0, pl.Int64),
         sample_idx=pl.lit(0, pl.Int64),
-        model=pl.lit("rule-orm-v1"),
-        backend=pl.lit("rule"),
+        model=pl.lit(teacher_model(teacher)),  # who wrote the labels
+        backend=pl.lit(teacher.backend),
         prompt_version=pl.lit(cfg.prompt_version),
     )
     write_table(train, train_out, "train")
     write_table(eval_ex, eval_out, "orm_example")
+    bad = pl.concat([train_bad, eval_bad])
+    if quarantine_out:
+        write_table(bad, quarantine_out, "quarantine")
     for name, ex in (("train", train_ex), ("eval", eval_ex)):
         log.info("ORM %s data: %d paths, %d correct", name, ex.height, int((ex["status"] == "CORRECT").sum()))
+    if bad.height:
+        log.warning("ORM data: %d paths quarantined (unusable teacher annotation); see %s", bad.height, quarantine_out)
 
 
 def evaluate_orm(

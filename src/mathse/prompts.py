@@ -40,6 +40,15 @@ REFLECT_PROMPTS = {
     "path: keep the correct steps, fix the error, and reason on to the right answer.\n" + FORMAT_RULE + "\n"
     "Question: {question}\nWrong reasoning path:\n{wrong_path}",
 }
+# ORM training data: the teacher annotates a wrong path with the paper's JSON (GPT-4o in the paper).
+ANNOTATE_PROMPTS = {
+    "v1": "You are an expert math teacher. Below is a visual math problem, its reference answer and a "
+    "reasoning path whose final answer is wrong. Find the first wrong step and say why it is wrong and how to "
+    "fix it. Reply with JSON only: "
+    '{{"status": "WRONG", "error_step": the number of the first wrong step, "error_analysis": why that step '
+    'is wrong, "improvement_suggestion": how to fix it}}\n'
+    "Question: {question}\nReference answer: {answer}\nReasoning path:\n{path}",
+}
 # reflection.feedback: none - the same task without the ORM's error step and analysis.
 REFLECT_NO_FEEDBACK_PROMPTS = {
     "v1": "You are an expert math teacher. Below is a visual math problem and a reasoning path whose final "
@@ -104,6 +113,10 @@ def reflect_prompt(
         error_step=error_step if error_step is not None else "(not located)",
         error_analysis=error_analysis or "(no analysis given)",
     )
+
+
+def annotate_prompt(question: str, answer: str, path: str, version: str) -> str:
+    return _template(ANNOTATE_PROMPTS, "annotate", version).format(question=question, answer=answer, path=path)
 
 
 def orm_prompt(question: str, answer: str, path: str, version: str) -> str:

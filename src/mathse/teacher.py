@@ -1,4 +1,4 @@
-"""The teacher: distillation (round 0) and reflections on wrong paths.
+"""The teacher: distillation (round 0), reflections on wrong paths, and error annotations for ORM data.
 
 Two backends (`teacher.backend`). `openai` asks a model behind an OpenAI-compatible endpoint (GPT-4o in the
 paper) with the versioned prompts of `mathse.prompts`, through `mathse.api` (retries, cache, cost).
@@ -21,12 +21,12 @@ from mathse.api import ChatClient, public_url, write_cost
 from mathse.artifacts import read_table, write_table
 from mathse.config import ReflectionConfig, TeacherConfig
 from mathse.grading import extract_answer
-from mathse.orm import find_error_step, judge_table
-from mathse.prompts import distill_prompt, format_solution, parse_steps, reflect_prompt
+from mathse.orm import Verdict, VerdictParseError, find_error_step, judge_path, judge_table, parse_verdict
+from mathse.prompts import annotate_prompt, distill_prompt, format_solution, parse_steps, reflect_prompt
 
 log = logging.getLogger(__name__)
 TEACHER_NAME = "programmatic-teacher"
-DISTILL, REFLECT = 0, 1  # seed-stream tags
+DISTILL, REFLECT, ANNOTATE = 0, 1, 2  # seed-stream tags
 _PATH_SCHEMA = {"problem_id": pl.String, "response": pl.String}
 
 
@@ -229,3 +229,46 @@ def reflect(
     n_ok = int(out["accepted"].sum()) if out.height else 0
     log.info("reflected %d wrong paths: %d accepted by the ORM re-check", out.height, n_ok)
     return write_table(out, out_path, "reflection")
+
+
+def annotate(
+    paths: list[dict], cfg: TeacherConfig, *, seed: int, stream: int, cost_path: str | None = None
+) -> list[Verdict | str]:
+    """The teacher's label of each path (question, images, answer, precision, solution_steps, response).
+
+    A path whose answer is right is CORRECT without asking (the answer check decides, as in the paper). A wrong
+    path gets the teacher's error step and analysis: `programmatic` compares it with the reference trace,
+    `openai` asks the endpoint for the paper's JSON. A reply that is not that JSON, or that calls a
+    wrong-answer path CORRECT, comes back as a string (the reason), for the caller to quarantine.
+    """
+    labels: list[Verdict | str] = []
+    asks: list[int] = []
+    client = ChatClient(cfg.openai) if cfg.backend == "openai" else None
+    for i, p in enumerate(paths):
+        _, correct, verdict = judge_path(p["response"], p["answer"], p["solution_steps"] or [], p["precision"])
+        labels.append(verdict)
+        if not correct and client is not None:
+            asks.append(i)
+    if client is not None:
+        bodies = [
+            client.body(
+                annotate_prompt(question_text(paths[i]), paths[i]["answer"], paths[i]["response"], cfg.prompt_version),
+                paths[i]["images"],
+                seed=_request_seed(seed, ANNOTATE, stream, i),
+            )
+            for i in asks
+        ]
+        try:
+            texts = [c.text for c in client.complete_all(bodies, desc="annotate wrong paths")]
+        finally:
+            write_teacher_cost(client, cost_path, cfg, "annotate", 0)
+        for i, text in zip(asks, texts, strict=True):
+            try:
+                v = parse_verdict(text)
+            except VerdictParseError as err:
+                labels[i] = f"teacher annotation is not the verdict JSON ({err}): {text[:200]!r}"
+                continue
+            labels[i] = v if v.status == "WRONG" else "teacher annotation says CORRECT for a path whose answer is wrong"
+    else:
+        write_teacher_cost(None, cost_path, cfg, "annotate", 0)
+    return labels

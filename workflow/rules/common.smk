@@ -165,8 +165,10 @@ def suite_scoring(wildcards):
 
 
 def api_cost_files():
-    """The api_cost artifact of every distill, judge and reflect job (requests and tokens per round)."""
+    """The api_cost artifact of every distill, judge, reflect (and ORM annotation) job, per round."""
     files = [f"{RESULTS}/round_0/distill_cost.parquet"]
+    if CFG.orm.trained:
+        files.append(f"{ORM_DIR}/annotate_cost.parquet")
     for r in range(1, ROUNDS + 1):
         files.append(f"{round_dir(r)}/judge_cost.parquet")
         if reflects_in(r):

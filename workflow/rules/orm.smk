@@ -1,4 +1,4 @@
-# orm.trained: build ORM data, fine-tune the ORM from the backbone, evaluate it on held-out paths.
+# orm.trained: build ORM data (wrong paths annotated by the teacher), fine-tune the ORM from the backbone, evaluate it on held-out paths.
 rule orm_data:
     input:
         seed=f"{RESULTS}/data/seed.parquet",
@@ -7,12 +7,15 @@ rule orm_data:
     output:
         train=f"{ORM_DIR}/train.parquet",
         eval=f"{ORM_DIR}/eval_paths.parquet",
+        cost=f"{ORM_DIR}/annotate_cost.parquet",
+        quarantine=f"{ORM_DIR}/quarantine.parquet",
     log:
         f"{LOGS}/orm_data.log",
     benchmark:
         f"{LOGS}/benchmarks/orm_data.tsv"
     params:
         orm=config["orm"],
+        teacher=config["teacher"],
         seed=config["run"]["seed"],
     threads: 1
     conda:
