@@ -1,4 +1,5 @@
-"""Rule rollout: round r-1's model samples k paths per remaining problem -> results/round_{r}/rollouts.parquet."""
+"""Rule rollout (or rollout_part): round r-1's model samples k paths per remaining problem ->
+results/round_{r}/rollouts.parquet (a part: every n-th shard -> rollouts.part{p}.parquet)."""
 
 from mathse.config import ModelConfig, RolloutConfig
 from mathse.logs import setup_logging
@@ -17,6 +18,7 @@ def main(smk) -> None:
         RolloutConfig.model_validate(smk.params.rollout),
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
+        part=(int(smk.wildcards.part), smk.params.parts) if "part" in smk.wildcards.keys() else (0, 1),
     )
 
 

@@ -197,6 +197,13 @@ class RolloutConfig(Section):
         ge=1,
         description="Problems per resumable shard: a killed rollout job, rerun, redoes only unfinished shards.",
     )
+    parallel_jobs: int = Field(
+        1,
+        ge=1,
+        description="Split each round's rollout into this many jobs (rule rollout_part, one GPU each: on SLURM they "
+        "run at once on several GPUs), each taking every n-th shard; rule rollout then joins them. The joined "
+        "rollouts are the same as from one job.",
+    )
 
 
 class ReflectionConfig(Section):

@@ -55,8 +55,12 @@ def sharded_paths(
     key: str,
     name: str,
     options: Callable[[int], dict],
+    part: tuple[int, int] = (0, 1),
 ) -> pl.DataFrame:
-    """Generate paths for `problems` in resumable shards; `options(shard)` gives generate_paths' settings."""
+    """Generate paths for `problems` in resumable shards; `options(shard)` gives generate_paths' settings.
+
+    `part` (p, n): only every n-th shard from p, for one of n jobs that split the work.
+    """
     lazy = LazyModel(model_cfg, weights)
 
     def work(shard: int, items) -> pl.DataFrame:
@@ -64,7 +68,7 @@ def sharded_paths(
         return pl.DataFrame(generate_paths(model, processor, list(items), **options(shard)), schema=PATH_SCHEMA)
 
     items = problems.select("problem_id", "question", "images").to_dicts()
-    paths = run_sharded(items, shard_size, out_path, key, work, name)
+    paths = run_sharded(items, shard_size, out_path, key, work, name, part)
     return paths if paths.height else pl.DataFrame(schema=PATH_SCHEMA)
 
 
@@ -77,11 +81,13 @@ def run_rollout(
     *,
     round_idx: int,
     seed: int,
+    part: tuple[int, int] = (0, 1),
 ) -> pl.DataFrame:
-    """k sampled paths per problem still in the pool."""
+    """k sampled paths per problem still in the pool (with `part` (p, n): those of every n-th shard from p)."""
     problems = read_table(problems_path, "problem")
+    settings = cfg.model_dump(exclude={"parallel_jobs"})
     key = fingerprint(
-        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(), seed, round_idx
+        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), settings, seed, round_idx
     )
     paths = sharded_paths(
         problems,
@@ -102,6 +108,7 @@ def run_rollout(
             seed_key=(seed, round_idx, 3, shard),
             desc=f"rollout round {round_idx} shard {shard}",
         ),
+        part=part,
     )
     out = paths.with_columns(
         temperature=pl.lit(cfg.temperature),
@@ -117,6 +124,18 @@ def run_rollout(
     out = write_table(out, out_path, "rollout")
     remove_shards(out_path)
     return out
+
+
+def join_rollout_parts(problems_path: str, part_paths: list[str], out_path: str) -> pl.DataFrame:
+    """The rollout rule with rollout.parallel_jobs > 1: the parts' paths in the order one job writes them."""
+    order = read_table(problems_path, "problem").select("problem_id").with_row_index("_order")
+    parts = pl.concat([read_table(p, "rollout") for p in part_paths])
+    duplicated = parts.select(pl.struct("problem_id", "sample_idx").is_duplicated().any()).item()
+    if duplicated or set(parts["problem_id"]) != set(order["problem_id"]):
+        raise ValueError(f"{out_path}: the rollout parts {part_paths} overlap or do not cover {problems_path}")
+    joined = parts.join(order, on="problem_id", how="left").sort("_order", "sample_idx").drop("_order")
+    log.info("joined %d rollout parts: %d paths", len(part_paths), joined.height)
+    return write_table(joined, out_path, "rollout")
 
 
 def run_evaluate(

@@ -55,8 +55,12 @@ def run_sharded(
     key: str,
     work: Callable[[int, Sequence], pl.DataFrame],
     name: str,
+    part: tuple[int, int] = (0, 1),
 ) -> pl.DataFrame:
-    """Apply `work(shard_index, shard_items)` to consecutive shards, keeping finished shards on disk."""
+    """Apply `work(shard_index, shard_items)` to consecutive shards, keeping finished shards on disk.
+
+    `part` (p, n): only the shards whose index is p modulo n (one of n jobs splitting the work).
+    """
     root = Path(f"{out_path}.shards")
     folder = root / key
     if root.exists():  # shards of another fingerprint are stale
@@ -65,8 +69,9 @@ def run_sharded(
                 shutil.rmtree(other, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     n_shards = math.ceil(len(items) / shard_size) if items else 0
+    mine = [s for s in range(n_shards) if s % part[1] == part[0]]
     frames, resumed = [], 0
-    for s in range(n_shards):
+    for s in mine:
         path = folder / f"shard_{s:05d}.parquet"
         if path.exists():
             frames.append(pl.read_parquet(path))
@@ -75,10 +80,10 @@ def run_sharded(
         df = work(s, items[s * shard_size : (s + 1) * shard_size])
         write_atomic(path, df.write_parquet)
         frames.append(df)
-        log.info("%s: shard %d/%d done", name, s + 1, n_shards)
+        log.info("%s: shard %d/%d done (%d of this job's %d)", name, s + 1, n_shards, len(frames), len(mine))
         failpoint(f"{name}_shard")
     if resumed:
-        log.info("%s: resumed, %d of %d shards were already done and were not redone", name, resumed, n_shards)
+        log.info("%s: resumed, %d of %d shards were already done and were not redone", name, resumed, len(mine))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 

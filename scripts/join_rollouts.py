@@ -1,0 +1,13 @@
+"""Rule join_rollouts (rollout.parallel_jobs > 1): the round's rollout parts -> results/round_{r}/rollouts.parquet."""
+
+from mathse.logs import setup_logging
+from mathse.rollout import join_rollout_parts
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    join_rollout_parts(smk.input.problems, list(smk.input.parts), smk.output[0])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

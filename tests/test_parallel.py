@@ -1,0 +1,29 @@
+"""rollout.parallel_jobs: one round's rollout split over several jobs (several GPUs, or SLURM jobs at once)."""
+
+import polars as pl
+import pytest
+from test_workflow import planned_jobs, snakemake, write_config
+
+from mathse.artifacts import read_table
+
+
+def test_dry_run_plans_the_parts_of_every_round(tmp_path):
+    write_config(tmp_path, rollout__parallel_jobs=3)
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
+    assert jobs["rollout_part"] == 3 * 2 and jobs["join_rollouts"] == 2 and "rollout" not in jobs
+
+
+@pytest.mark.slow
+def test_split_rollout_equals_one_job(tmp_path):
+    """Three jobs taking every third shard give the same rollouts as one job, row for row."""
+    target = "results/round_1/rollouts.parquet"
+    runs = {}
+    for n in (1, 3):
+        work = tmp_path / f"jobs{n}"
+        write_config(work, rollout__parallel_jobs=n, rollout__shard_size=2)
+        snakemake(work, "--cores", "2", target)
+        runs[n] = read_table(work / target, "rollout")
+        assert not list((work / "results/round_1").glob("rollouts.part*"))  # temporary parts are removed
+    assert runs[1].height > 2 * 2 and runs[1]["problem_id"].n_unique() > 2  # several shards
+    assert runs[3].equals(runs[1])
+    assert runs[3].select(pl.struct("problem_id", "sample_idx").is_duplicated().any()).item() is False
