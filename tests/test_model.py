@@ -48,6 +48,27 @@ def test_sampling_is_reproducible_and_batch_independent(tiny_model_dir, data_dir
     assert [r["response"] for r in greedy_batched] == [r["response"] for r in greedy_single]
 
 
+def test_stop_strings_end_a_path_where_they_first_appear(tiny_model_dir, data_dir):
+    import re
+
+    model, processor = load_model(str(tiny_model_dir)), load_processor(str(tiny_model_dir))
+    problems = _problems(data_dir)
+    full = generate_paths(model, processor, problems, batch_size=4, max_new_tokens=24)
+    checked = 0
+    for p, r_full in zip(problems, full, strict=True):
+        text = r_full["response"]
+        # A stop string of plain letters from the second half (the random model also writes partial bytes).
+        m = re.search(r"[a-z]{2,}(?= )", text[len(text) // 3 :])  # a whole word: it ends a token
+        if not m:
+            continue
+        stop = m.group()
+        (r,) = generate_paths(model, processor, [p], max_new_tokens=24, stop=[stop])
+        assert r["response"] == text[: text.find(stop)].strip()
+        assert r["finished"] and r["num_tokens"] < r_full["num_tokens"]
+        checked += 1
+    assert checked >= 2
+
+
 def _train_table(data_dir, path):
     seed = read_table(data_dir / "seed.parquet", "problem")
     rows = seed.select(

@@ -190,6 +190,11 @@ class RolloutConfig(Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling top_p.")
     max_new_tokens: int = Field(64, ge=1, description="Longest generated path in tokens.")
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Strings that end a path as EOS does, not kept in it (e.g. a model's next-turn marker), "
+        "so endless paths stop early.",
+    )
     batch_size: int = Field(32, ge=1, description="Prompts per generate call (each with num_samples sequences).")
     prompt_version: str = Field("v1", description="Version of the solver prompt template.")
     shard_size: int = Field(
@@ -342,6 +347,9 @@ class EvalConfig(Section):
     )
     batch_size: int = Field(64, ge=1, description="Prompts per greedy generate call.")
     max_new_tokens: int = Field(64, ge=1, description="Longest generated answer in tokens.")
+    stop: list[str] = Field(
+        default_factory=list, description="Strings that end an answer as EOS does (as rollout.stop)."
+    )
     shard_size: int = Field(64, ge=1, description="Problems per resumable shard of an evaluation job.")
     answer_extractor: ExtractorConfig = Field(
         default_factory=ExtractorConfig, description="Answer extraction where the benchmark's rules find none."

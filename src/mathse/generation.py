@@ -45,10 +45,12 @@ def generate_paths(
     prompt_version: str = "v1",
     seed_key: tuple[int, ...] = (0,),
     desc: str = "generate",
+    stop: Sequence[str] = (),
 ) -> list[dict]:
     """Generate `num_samples` paths for each problem (dicts with problem_id, question, images).
 
     A problem dict with a `prompt` key is asked that text as is instead of the solver prompt (the ORM).
+    `stop`: strings that end a path as EOS does (the string itself is not kept, as in vLLM and OpenAI).
 
     Returns one dict per (problem, sample): problem_id, sample_idx, response, num_tokens, finished.
     """
@@ -80,6 +82,8 @@ def generate_paths(
         )
         torch.manual_seed(derive_seed(*seed_key, b))
         gen_kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=num_samples, pad_token_id=pad_id)
+        if stop:
+            gen_kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
         if do_sample:
             gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
@@ -93,7 +97,13 @@ def generate_paths(
                 if tok in eos_ids:
                     n, finished = pos + 1, True
                     break
-            response = tokenizer.decode(seq[:n], skip_special_tokens=True).strip()
+            response = tokenizer.decode(seq[:n], skip_special_tokens=True)
+            hits = [response.find(x) for x in stop if x in response]
+            if hits:
+                response, finished = response[: min(hits)], True
+                while n and seq[n - 1] == pad_id:  # a sequence stopped by a stop string is padded after it
+                    n -= 1
+            response = response.strip()
             rows.setdefault(i, []).append(
                 {
                     "problem_id": problems[i]["problem_id"],

@@ -107,6 +107,7 @@ def run_rollout(
             prompt_version=cfg.prompt_version,
             seed_key=(seed, round_idx, 3, shard),
             desc=f"rollout round {round_idx} shard {shard}",
+            stop=cfg.stop,
         ),
         part=part,
     )
@@ -170,6 +171,7 @@ def run_evaluate(
             batch_size=cfg.batch_size,
             prompt_version=prompt_version,
             desc=f"evaluate {stage} {suite} shard {shard}",
+            stop=cfg.stop,
         ),
     )
     responses = paths["response"].to_list()
