@@ -138,3 +138,28 @@ def test_training_lowers_the_loss_and_saves_loadable_weights(method, tiny_model_
         prompt_version="v1",
     )
     assert info2["init"] == str(tmp_path / "adapter")
+
+
+@pytest.fixture(scope="module")
+def tiny_internvl_dir(tmp_path_factory):
+    from mathse.config import DataConfig, TinyModelConfig
+    from mathse.tiny_model import make_tiny_model
+
+    d = tmp_path_factory.mktemp("internvl") / "tiny"
+    make_tiny_model(str(d), TinyModelConfig(architecture="internvl"), DataConfig(), seed=0)
+    return d
+
+
+def test_tiny_internvl_loads_and_generates_through_the_same_code(tiny_internvl_dir, data_dir):
+    processor = AutoProcessor.from_pretrained(tiny_internvl_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_internvl_dir)
+    assert (type(processor).__name__, type(model).__name__) == ("InternVLProcessor", "InternVLForConditionalGeneration")
+    model, processor = load_model(str(tiny_internvl_dir)), load_processor(str(tiny_internvl_dir))
+    problems = _problems(data_dir)
+    sampled = generate_paths(model, processor, problems, num_samples=2, do_sample=True, max_new_tokens=8)
+    assert [(r["problem_id"], r["sample_idx"]) for r in sampled] == [
+        (p["problem_id"], s) for p in problems for s in range(2)
+    ]
+    batched = generate_paths(model, processor, problems, batch_size=4, max_new_tokens=8)
+    single = generate_paths(model, processor, problems, batch_size=1, max_new_tokens=8)
+    assert [r["response"] for r in batched] == [r["response"] for r in single]

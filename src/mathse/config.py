@@ -36,6 +36,12 @@ class RunConfig(Section):
 
 
 class TinyModelConfig(Section):
+    architecture: Literal["qwen2_vl", "internvl"] = Field(
+        "qwen2_vl",
+        description="Which real architecture the tiny model has: Qwen2-VL (Qwen2VLForConditionalGeneration, "
+        "mrope, dynamic-resolution patches) or InternVL (InternVLForConditionalGeneration: ViT tiles, pixel "
+        "shuffle, a Qwen2 decoder), each with the real processor, loaded through the Auto classes.",
+    )
     hidden_size: int = Field(64, description="Text decoder width (Qwen2VLTextConfig.hidden_size).")
     intermediate_size: int = Field(128, description="Text MLP width (Qwen2VLTextConfig.intermediate_size).")
     num_hidden_layers: int = Field(2, description="Text decoder layers.")

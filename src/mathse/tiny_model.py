@@ -1,9 +1,12 @@
-"""Make a tiny Qwen2-VL-architecture model, saved in Hugging Face format, with no download.
+"""Make a tiny Qwen2-VL- (or InternVL-) architecture model, saved in Hugging Face format, with no download.
 
 A byte-level BPE tokenizer is trained on the problem generator's text (digits split one per token, as
 Qwen2's tokenizer does), the real Qwen2VLProcessor is assembled around it with a Qwen2-VL chat template,
 and a Qwen2VLForConditionalGeneration with random weights is saved. Downstream code loads the folder with
-AutoProcessor / AutoModelForImageTextToText exactly as it would load Qwen2-VL-7B-Instruct.
+AutoProcessor / AutoModelForImageTextToText exactly as it would load Qwen2-VL-7B-Instruct. With
+`architecture: internvl` the same is done with InternVLProcessor (GotOcr2 image processor, one 448-style
+tile scaled down to the problem images) and InternVLForConditionalGeneration, as for InternVL2.5/3 in
+Hugging Face format.
 """
 
 from __future__ import annotations
@@ -63,6 +66,78 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
     )
 
 
+# InternVL's special tokens and a chat template in its format (an image is one <IMG_CONTEXT>, which the
+# processor expands to <img> + image_seq_length context tokens + </img>).
+INTERNVL_TOKENS = {
+    "start_image_token": "<img>",
+    "end_image_token": "</img>",
+    "context_image_token": "<IMG_CONTEXT>",
+    "video_token": "<video>",
+}
+INTERNVL_CHAT_TEMPLATE = CHAT_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<IMG_CONTEXT>\n")
+
+
+def _tiny_internvl(shape: TinyModelConfig, data: DataConfig, corpus: list[str]):
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        PreTrainedTokenizerFast,
+    )
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
+
+    base = train_tokenizer(corpus, shape.vocab_size)
+    base.add_special_tokens({"additional_special_tokens": list(INTERNVL_TOKENS.values())})
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=4096,
+        extra_special_tokens=INTERNVL_TOKENS,
+    )
+    patch = 14
+    side = max(patch * 2, data.image_size // (2 * patch) * 2 * patch)  # whole 2x2 patch groups (pixel shuffle)
+    seq_len = (side // patch) ** 2 // 4  # tokens per image after the 0.5 downsampling
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=False),
+        tokenizer=tokenizer,
+        video_processor=InternVLVideoProcessor(),
+        image_seq_length=seq_len,
+        chat_template=INTERNVL_CHAT_TEMPLATE,
+    )
+    config = InternVLConfig(
+        vision_config=dict(
+            hidden_size=shape.vision_embed_dim,
+            num_hidden_layers=shape.vision_depth,
+            num_attention_heads=shape.vision_num_heads,
+            intermediate_size=2 * shape.vision_embed_dim,
+            image_size=side,
+            patch_size=patch,
+        ),
+        text_config=dict(
+            model_type="qwen2",
+            vocab_size=len(tokenizer),
+            hidden_size=shape.hidden_size,
+            intermediate_size=shape.intermediate_size,
+            num_hidden_layers=shape.num_hidden_layers,
+            num_attention_heads=shape.num_attention_heads,
+            num_key_value_heads=shape.num_key_value_heads,
+            max_position_embeddings=shape.max_position_embeddings,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.pad_token_id,
+        ),
+        image_token_id=tokenizer.context_image_token_id,
+        image_seq_length=seq_len,
+    )
+    model = InternVLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.pad_token_id
+    return model, processor
+
+
 def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed: int) -> None:
     """The make_tiny_model rule: write tokenizer, processor and random weights to `out_dir`."""
     from transformers import (
@@ -77,6 +152,10 @@ def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed
     from mathse.prompts import SOLVER_PROMPTS
 
     corpus = tokenizer_corpus(data) + [t.format(question="") for t in SOLVER_PROMPTS.values()]
+    if shape.architecture == "internvl":
+        torch.manual_seed(seed)
+        model, processor = _tiny_internvl(shape, data, corpus)
+        return _save(model, processor, out_dir, "InternVL")
     tokenizer = train_tokenizer(corpus, shape.vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     pixels = data.image_size * data.image_size
@@ -121,8 +200,12 @@ def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    _save(model, processor, out_dir, "Qwen2-VL")
+
+
+def _save(model, processor, out_dir: str, name: str) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    log.info("tiny Qwen2-VL: %d parameters, vocabulary %d, saved to %s", n_params, len(tokenizer), out_dir)
+    log.info("tiny %s: %d parameters, vocabulary %d, saved to %s", name, n_params, len(processor.tokenizer), out_dir)
