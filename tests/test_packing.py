@@ -1,12 +1,14 @@
 """Packed training batches: the same loss and gradients as padded ones, and no attention across sequences."""
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 
 from mathse.artifacts import read_table
 from mathse.config import TrainConfig
 from mathse.modeling import load_model, load_processor
-from mathse.packing import IGNORE, add_positions, assign_rows, pack
+from mathse.packing import IGNORE, add_positions, assign_rows, pack, packed_attention
 from mathse.train import collate, enable_checkpointing, encode_examples, train
 
 RESPONSE_LENGTHS = [3, 60, 17, 150, 41, 9]
@@ -40,8 +42,9 @@ def model(tiny_model_dir, examples):
 
 
 def test_first_fit_decreasing_rows():
-    assert assign_rows([5, 3, 9, 4, 1], 0) == [[2], [0, 3], [1, 4]]
+    assert assign_rows([5, 3, 9, 4, 1], 9) == [[2], [0, 3], [1, 4]]
     assert assign_rows([5, 3, 9, 4, 1], 100) == [[2, 0, 3, 1, 4]]
+    assert assign_rows([5, 3, 9, 4, 1], 0) == [[2, 0, 3, 1, 4]]
     assert assign_rows([5, 3], 2) == [[0], [1]]
 
 
@@ -69,22 +72,29 @@ def _loss_and_grads(model, batch):
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("max_length", [0, 10_000])
-def test_packed_batch_gives_the_padded_loss_and_gradients(model, examples, max_length):
+@pytest.mark.parametrize("attention", ["block mask", "per sequence"])
+@pytest.mark.parametrize("max_length", [0, 160])
+def test_packed_batch_gives_the_padded_loss_and_gradients(model, examples, max_length, attention):
     packed = pack(examples, 0, max_length)
     assert packed["input_ids"].numel() < collate(examples, 0)["input_ids"].numel()
+    assert (packed["input_ids"].shape[0] == 1) == (max_length == 0)
     loss_pad, grads_pad = _loss_and_grads(model, collate(examples, 0))
-    loss_pack, grads_pack = _loss_and_grads(model, packed)
+    with packed_attention(model) if attention == "per sequence" else nullcontext():
+        assert (model.config._attn_implementation != "sdpa") == (attention == "per sequence")
+        loss_pack, grads_pack = _loss_and_grads(model, packed)
+    assert model.config._attn_implementation == "sdpa"
     assert loss_pack == pytest.approx(loss_pad, rel=1e-5)
     assert grads_pad.keys() == grads_pack.keys() and len(grads_pad) > 50
     for name, g in grads_pad.items():
         torch.testing.assert_close(grads_pack[name], g, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_packed_tokens_see_only_their_own_sequence(model, examples):
+@pytest.mark.parametrize("attention", ["block mask", "per sequence"])
+def test_packed_tokens_see_only_their_own_sequence(model, examples, attention):
     batch = pack(examples, 0, max_length=10_000)
     with torch.no_grad():
-        packed = model(**batch).logits[0]
+        with packed_attention(model) if attention == "per sequence" else nullcontext():
+            packed = model(**batch).logits[0]
         at = 0
         for i in assign_rows([len(e["input_ids"]) for e in examples], 10_000)[0]:  # the row's order
             e = examples[i]

@@ -6,13 +6,65 @@ a sequence starts. transformers reads that text row to keep sequences apart: wit
 finds the restarts (masking_utils.find_packed_sequence_indices) and builds a block-diagonal causal mask
 for sdpa/eager, or cu_seqlens for flash-attention's varlen kernels. The first label of every sequence is
 ignored, so the shifted loss never predicts one sequence's first token from the previous one's last.
+
+A dense block-diagonal mask still costs sdpa the whole row squared, which eats the gain of dropping the
+padding, so for sdpa models training switches to `PACKED_SDPA`: causal sdpa on each sequence of a row in
+turn (what flash-attention's varlen kernel does, on any device).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 IGNORE = -100
+PACKED_SDPA = "mathse_packed_sdpa"
+
+
+def packed_sdpa_forward(module, query, key, value, attention_mask, position_ids=None, **kwargs):
+    """An AttentionInterface function: sdpa per packed sequence, found where `position_ids` restart.
+
+    Only for packed batches (no padding mask reaches it). Non-causal calls (the vision tower, which
+    already splits its images) and unpacked rows go to plain sdpa.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    causal = kwargs.get("is_causal", getattr(module, "is_causal", True))
+    if attention_mask is not None:
+        raise ValueError(f"{PACKED_SDPA} takes packed batches only, not a padding mask")
+    if position_ids is None or not causal:
+        return sdpa_attention_forward(module, query, key, value, None, **kwargs)
+    rows = []
+    for b in range(query.shape[0]):
+        pos = position_ids[b]
+        starts = torch.cat([pos.new_zeros(1), (pos[1:] - pos[:-1] != 1).nonzero().flatten() + 1])
+        lengths = torch.diff(starts, append=pos.new_tensor([len(pos)])).tolist()
+        parts = zip(*(t[b : b + 1].split(lengths, dim=2) for t in (query, key, value)), strict=True)
+        rows.append(torch.cat([sdpa_attention_forward(module, q, k, v, None, **kwargs)[0] for q, k, v in parts], 1))
+    return torch.cat(rows), None
+
+
+def register_packed_sdpa() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PACKED_SDPA, packed_sdpa_forward)
+
+
+@contextmanager
+def packed_attention(model):
+    """Train an sdpa model with `PACKED_SDPA`, then restore its attention (so saved configs stay plain)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    before = base.config._attn_implementation
+    if before != "sdpa":  # eager and flash-attention handle packed rows themselves
+        yield
+        return
+    register_packed_sdpa()
+    base.set_attn_implementation(PACKED_SDPA)
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(before)
 
 
 def rope_model(model):
@@ -38,8 +90,8 @@ def add_positions(model, examples: list[dict]) -> None:
 
 
 def assign_rows(lengths: list[int], max_length: int) -> list[list[int]]:
-    """First-fit decreasing: indices into `lengths`, grouped in rows of at most max(max_length, longest)."""
-    cap = max(max_length, max(lengths))
+    """First-fit decreasing: indices into `lengths` in rows of at most max(max_length, longest); 0: one row."""
+    cap = max(max_length, max(lengths)) if max_length else sum(lengths)
     rows: list[list[int]] = []
     room: list[int] = []
     for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
@@ -56,8 +108,7 @@ def assign_rows(lengths: list[int], max_length: int) -> list[list[int]]:
 def pack(examples: list[dict], pad_id: int, max_length: int = 0) -> dict[str, torch.Tensor]:
     """A packed batch of `examples` (with positions from `add_positions`) in as few rows as fit.
 
-    A row holds at most max(max_length, longest sequence) tokens (0: no row is wider than the padded batch
-    would be, which keeps sdpa's dense mask small; a large value gives one row). The tail of a short row is
+    A row holds at most max(max_length, longest sequence) tokens; 0: one row. The tail of a short row is
     padding that forms its own sequence (positions from 0, labels ignored), so real tokens never see it.
     """
     if any("positions" not in e for e in examples):

@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from mathse.config import TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
 from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
-from mathse.packing import add_positions, pack
+from mathse.packing import add_positions, pack, packed_attention
 from mathse.shards import fingerprint, path_digest
 
 log = logging.getLogger(__name__)
@@ -214,42 +215,44 @@ def train(
         order, losses, n_tokens, start = state["order"], state["losses"], state["n_tokens"], state["step"]
         log.info("resumed from the checkpoint at step %d/%d", start, steps)
     bar = tqdm(range(start, steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
-    for step in bar:
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(cfg.gradient_accumulation_steps):
-            if len(order) < cfg.per_device_train_batch_size:
-                order += torch.randperm(len(examples), generator=gen).tolist()
-            idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
-            batch = make_batch([examples[i] for i in idx], pad_id, cfg)
-            n_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = model(**batch).loss / cfg.gradient_accumulation_steps
-            loss.backward()
-            step_loss += loss.item()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(step_loss)
-        if step % 20 == 0 or step == steps - 1:
-            recent = sum(losses[-20:]) / len(losses[-20:])
-            bar.set_postfix(loss=f"{recent:.3f}")
-            log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
-        if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
-            ckpt.save(
-                {
-                    "step": step + 1,
-                    "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "order": order,
-                    "losses": losses,
-                    "n_tokens": n_tokens,
-                }
-            )
-            failpoint("train_checkpoint")
+    # Packed rows train with per-sequence attention (mathse.packing); the saved config keeps the original.
+    with packed_attention(model) if cfg.packing else nullcontext():
+        for step in bar:
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for _ in range(cfg.gradient_accumulation_steps):
+                if len(order) < cfg.per_device_train_batch_size:
+                    order += torch.randperm(len(examples), generator=gen).tolist()
+                idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
+                batch = make_batch([examples[i] for i in idx], pad_id, cfg)
+                n_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = model(**batch).loss / cfg.gradient_accumulation_steps
+                loss.backward()
+                step_loss += loss.item()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(step_loss)
+            if step % 20 == 0 or step == steps - 1:
+                recent = sum(losses[-20:]) / len(losses[-20:])
+                bar.set_postfix(loss=f"{recent:.3f}")
+                log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
+            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
+                ckpt.save(
+                    {
+                        "step": step + 1,
+                        "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "order": order,
+                        "losses": losses,
+                        "n_tokens": n_tokens,
+                    }
+                )
+                failpoint("train_checkpoint")
     elapsed = time.perf_counter() - t0
 
     out = Path(out_dir)
