@@ -62,7 +62,7 @@ def bench_model(
     lengths: tuple[int, int] = (10, 400),
     seed: int = 0,
 ) -> dict:
-    """Same examples, same steps: padded and packed runs alternated `repeats` times; medians compared."""
+    """Same examples, same steps: each batch padded then packed, `repeats` times; sums of medians compared."""
     with tempfile.TemporaryDirectory() as tmp:
         make_tiny_model(f"{tmp}/model", shape, DataConfig(), seed=seed)
         processor = load_processor(f"{tmp}/model")
@@ -81,12 +81,15 @@ def bench_model(
             loss_packed = model(**packed[0]).loss.item()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     _run(model, optimizer, padded[:1], False), _run(model, optimizer, packed[:1], True)  # warm-up
-    times = {"padded": [], "packed": []}
+    # Alternate batch by batch, so that load from other jobs on a shared machine hits both layouts alike.
+    times = {"padded": [[] for _ in groups], "packed": [[] for _ in groups]}
     for _ in range(repeats):
-        times["padded"].append(_run(model, optimizer, padded, False))
-        times["packed"].append(_run(model, optimizer, packed, True))
+        for i in range(len(groups)):
+            times["padded"][i].append(_run(model, optimizer, padded[i : i + 1], False))
+            times["packed"][i].append(_run(model, optimizer, packed[i : i + 1], True))
     tokens = sum(len(e["input_ids"]) for e in examples)
-    padded_s, packed_s = statistics.median(times["padded"]), statistics.median(times["packed"])
+    padded_s = sum(statistics.median(t) for t in times["padded"])
+    packed_s = sum(statistics.median(t) for t in times["packed"])
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "examples": len(examples),
