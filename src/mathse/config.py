@@ -268,6 +268,30 @@ class TrainConfig(Section):
     per_device_train_batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimiser step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    packing: bool = Field(
+        True,
+        description="Pack each forward pass's sequences end to end without padding, each keeping its own "
+        "(multimodal rope) positions and attending only within itself; same examples per step, same loss (mean "
+        "over the response tokens) and gradients as right-padded batches (false), in fewer tokens. transformers "
+        "finds the sequences from the position ids (Qwen2-VL family and decoders masked by masking_utils).",
+    )
+    packing_max_length: int = Field(
+        0,
+        ge=0,
+        description="Longest packed row in tokens (never below the longest sequence). 0: the forward pass's "
+        "longest sequence, so rows are no wider than padding would make them (keeps sdpa's dense mask small); "
+        "a large value puts the whole forward pass in one row, for flash-attention's varlen kernels.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in the backward pass (transformers activation checkpointing, "
+        "use_reentrant false; works under peft LoRA): less memory for more compute.",
+    )
+    bf16: bool = Field(
+        False,
+        description="Run forward passes under torch.autocast in bfloat16, keeping float32 weights and optimiser "
+        "state (as transformers TrainingArguments.bf16). `model.torch_dtype` instead sets the loaded weights' dtype.",
+    )
     save_steps: int = Field(
         200,
         ge=0,

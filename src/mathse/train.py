@@ -1,8 +1,10 @@
 """Supervised fine-tuning on a round's training set: peft LoRA or full, AdamW with warmup and a schedule.
 
-The loss is on the response tokens only (the prompt, image tokens included, is masked with -100).
-Each example is encoded once: the prompt through the real processor (which expands image tokens and
-returns pixel values and the grid), the response through the tokenizer, as generation would produce it.
+The loss is on the response tokens only (the prompt, image tokens included, is masked with -100), averaged
+over a micro-batch's response tokens. Each example is encoded once: the prompt through the real processor
+(which expands image tokens and returns pixel values and the grid), the response through the tokenizer, as
+generation would produce it. A micro-batch is either right-padded (`collate`) or packed without padding
+(`mathse.packing`); both give the same loss and gradients.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -21,6 +24,7 @@ from mathse.config import TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
 from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
+from mathse.packing import add_positions, pack, packed_attention
 from mathse.shards import fingerprint, path_digest
 
 log = logging.getLogger(__name__)
@@ -113,6 +117,21 @@ class Checkpoint:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def make_batch(examples: list[dict], pad_id: int, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """One micro-batch: packed (examples need `add_positions` first) or right-padded."""
+    return pack(examples, pad_id, cfg.packing_max_length) if cfg.packing else collate(examples, pad_id)
+
+
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing on the transformers model (also under peft), non-reentrant.
+
+    transformers then also makes the input embeddings' output require grad, which LoRA over frozen
+    embeddings needs for the reentrant variant; the non-reentrant one works either way.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def plan_steps(n_examples: int, cfg: TrainConfig) -> int:
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     steps = math.ceil(math.ceil(n_examples * cfg.num_train_epochs) / per_step)
@@ -154,10 +173,14 @@ def train(
         model = load_model(base_path, init_weights, dtype, trainable=False)
         model.train(True)
     model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
 
     rows = table.sort("problem_id", "origin", "round_added", "sample_idx").to_dicts()
     t_enc = time.perf_counter()
     examples = encode_examples(processor, rows, prompt_version)
+    if cfg.packing:
+        add_positions(model, examples)
     log.info("encoded %d examples in %.1f s", len(examples), time.perf_counter() - t_enc)
 
     steps = plan_steps(len(examples), cfg)
@@ -170,6 +193,7 @@ def train(
         num_training_steps=steps,
     )
     pad_id = processor.tokenizer.pad_token_id or 0
+    device_type = next(model.parameters()).device.type
     gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))
     order: list[int] = []
     losses: list[float] = []
@@ -191,41 +215,44 @@ def train(
         order, losses, n_tokens, start = state["order"], state["losses"], state["n_tokens"], state["step"]
         log.info("resumed from the checkpoint at step %d/%d", start, steps)
     bar = tqdm(range(start, steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
-    for step in bar:
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(cfg.gradient_accumulation_steps):
-            if len(order) < cfg.per_device_train_batch_size:
-                order += torch.randperm(len(examples), generator=gen).tolist()
-            idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
-            batch = collate([examples[i] for i in idx], pad_id)
-            n_tokens += int(batch["attention_mask"].sum())
-            loss = model(**batch).loss / cfg.gradient_accumulation_steps
-            loss.backward()
-            step_loss += loss.item()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(step_loss)
-        if step % 20 == 0 or step == steps - 1:
-            recent = sum(losses[-20:]) / len(losses[-20:])
-            bar.set_postfix(loss=f"{recent:.3f}")
-            log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
-        if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
-            ckpt.save(
-                {
-                    "step": step + 1,
-                    "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "order": order,
-                    "losses": losses,
-                    "n_tokens": n_tokens,
-                }
-            )
-            failpoint("train_checkpoint")
+    # Packed rows train with per-sequence attention (mathse.packing); the saved config keeps the original.
+    with packed_attention(model) if cfg.packing else nullcontext():
+        for step in bar:
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for _ in range(cfg.gradient_accumulation_steps):
+                if len(order) < cfg.per_device_train_batch_size:
+                    order += torch.randperm(len(examples), generator=gen).tolist()
+                idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
+                batch = make_batch([examples[i] for i in idx], pad_id, cfg)
+                n_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = model(**batch).loss / cfg.gradient_accumulation_steps
+                loss.backward()
+                step_loss += loss.item()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(step_loss)
+            if step % 20 == 0 or step == steps - 1:
+                recent = sum(losses[-20:]) / len(losses[-20:])
+                bar.set_postfix(loss=f"{recent:.3f}")
+                log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
+            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
+                ckpt.save(
+                    {
+                        "step": step + 1,
+                        "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "order": order,
+                        "losses": losses,
+                        "n_tokens": n_tokens,
+                    }
+                )
+                failpoint("train_checkpoint")
     elapsed = time.perf_counter() - t0
 
     out = Path(out_dir)

@@ -10,7 +10,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from mathse.bench import generation, images, overhead
+from mathse.bench import generation, images, overhead, training
 
 PACKAGES = ("torch", "transformers", "polars", "snakemake")
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     figures = {
         "generation": lambda: generation.section(generation.bench_generation()),
+        "training": lambda: training.section(training.bench_packing()),
         "overhead": lambda: overhead.section(overhead.bench_overhead(args.finished)),
         "images": lambda: images.section(images.bench_image_cache()),
     }
