@@ -163,3 +163,16 @@ def test_tiny_internvl_loads_and_generates_through_the_same_code(tiny_internvl_d
     batched = generate_paths(model, processor, problems, batch_size=4, max_new_tokens=8)
     single = generate_paths(model, processor, problems, batch_size=1, max_new_tokens=8)
     assert [r["response"] for r in batched] == [r["response"] for r in single]
+
+
+@pytest.mark.slow
+def test_the_whole_loop_runs_on_a_tiny_internvl(tmp_path):
+    from test_workflow import snakemake, write_config
+
+    write_config(tmp_path, model__tiny={"architecture": "internvl"})
+    snakemake(tmp_path, "--cores", "2")
+    summary = read_table(tmp_path / "results/summary.parquet", "summary")
+    assert summary["stage"].to_list() == ["base", "round_0", "round_1", "round_2"]
+    config = json.loads((tmp_path / "results/model/tiny/config.json").read_text())
+    assert config["model_type"] == "internvl"
+    assert json.loads((tmp_path / "results/round_2/adapter/mathse_train.json").read_text())["steps"] == 3

@@ -29,7 +29,7 @@ def examples(tiny_model_dir, data_dir):
     ]
     exs = encode_examples(load_processor(str(tiny_model_dir)), rows, "v1")
     assert len({len(e["input_ids"]) for e in exs}) == len(exs)
-    assert {len(e["image_grid_thw"]) for e in exs} == {1, 2}
+    assert {len(e["image_inputs"]["image_grid_thw"]) for e in exs} == {1, 2}
     return exs
 
 
@@ -146,3 +146,28 @@ def test_training_packed_or_padded_reaches_the_same_loss(tmp_path, tiny_model_di
     assert packed["final_loss"] == pytest.approx(padded["final_loss"], rel=1e-4)
     fast = _train(tmp_path, tiny_model_dir, "fast", packing=True, gradient_checkpointing=True, bf16=True)
     assert fast["final_loss"] == pytest.approx(padded["final_loss"], rel=0.05)
+
+
+def test_internvl_packed_batch_gives_the_padded_loss_and_trains(data_dir, tmp_path):
+    """A second architecture (1-D rope, ViT tiles): packing still keeps sequences apart."""
+    from mathse.config import DataConfig, TinyModelConfig
+    from mathse.tiny_model import make_tiny_model
+
+    folder = tmp_path / "internvl"
+    make_tiny_model(str(folder), TinyModelConfig(architecture="internvl"), DataConfig(), seed=0)
+    problems = read_table(data_dir / "seed.parquet", "problem").head(4).to_dicts()
+    rows = [
+        {"problem_id": p["problem_id"], "question": p["question"], "images": p["images"] * (1 + i % 2),
+         "response": " ".join(str(d % 10) for d in range(n))}
+        for i, (p, n) in enumerate(zip(problems, [3, 60, 17, 90], strict=True))
+    ]  # fmt: skip
+    exs = encode_examples(load_processor(str(folder)), rows, "v1")
+    assert set(exs[1]["image_inputs"]) == {"pixel_values"} and len(exs[1]["image_inputs"]["pixel_values"]) == 2
+    m = load_model(str(folder), trainable=True)
+    add_positions(m, exs)
+    padded = _loss_and_grads(m, {**collate(exs, 0), "use_cache": False})
+    with packed_attention(m):
+        packed = _loss_and_grads(m, pack(exs, 0))
+    assert packed[0] == pytest.approx(padded[0], rel=1e-5)
+    for name, g in padded[1].items():
+        torch.testing.assert_close(packed[1][name], g, rtol=1e-4, atol=1e-6)

@@ -84,7 +84,7 @@ def add_positions(model, examples: list[dict]) -> None:
         pos, _ = rope.get_rope_index(
             ex["input_ids"][None],
             mm_token_type_ids=ex["mm_token_type_ids"][None],
-            image_grid_thw=ex.get("image_grid_thw"),
+            image_grid_thw=ex.get("image_inputs", {}).get("image_grid_thw"),
         )
         ex["positions"] = pos[:, 0]
 
@@ -140,8 +140,11 @@ def pack(examples: list[dict], pad_id: int, max_length: int = 0) -> dict[str, to
     positions = torch.cat([text_pos[None], rope_pos]) if mrope else text_pos
     # A cache would turn off the packed-sequence detection (it assumes generation), so none is made.
     batch = {"input_ids": input_ids, "labels": labels, "position_ids": positions, "use_cache": False}
-    images = [e for e in ordered if "pixel_values" in e]
-    if images:  # the image features fill the image tokens in row-major order
-        batch["pixel_values"] = torch.cat([e["pixel_values"] for e in images])
-        batch["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in images])
-    return batch
+    return batch | image_inputs(ordered)  # the image features fill the image tokens in row-major order
+
+
+def image_inputs(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """The examples' image tensors (Qwen2-VL: pixel_values, image_grid_thw; InternVL: pixel_values), each
+    concatenated along dim 0 in batch order, the order in which the image tokens appear."""
+    keys = dict.fromkeys(k for e in examples for k in e.get("image_inputs", {}))
+    return {k: torch.cat([e["image_inputs"][k] for e in examples if k in e["image_inputs"]]) for k in keys}

@@ -24,7 +24,7 @@ from mathse.config import TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
 from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
-from mathse.packing import add_positions, pack, packed_attention
+from mathse.packing import add_positions, image_inputs, pack, packed_attention
 from mathse.shards import fingerprint, path_digest
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,14 @@ def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[di
                     torch.zeros(len(response_ids), dtype=enc["mm_token_type_ids"].dtype),
                 ]
             )
-        if "pixel_values" in enc:
-            ex["pixel_values"] = enc["pixel_values"]
-            ex["image_grid_thw"] = enc["image_grid_thw"]
+        # The processor's image tensors (Qwen2-VL: pixel_values and image_grid_thw; InternVL: pixel_values),
+        # one entry per image along dim 0, as a batch concatenates them.
+        ex["image_inputs"] = {k: v for k, v in enc.items() if k not in TEXT_KEYS}
         examples.append(ex)
     return examples
+
+
+TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -86,10 +89,7 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         batch["attention_mask"][i, :m] = 1
         if "mm_token_type_ids" in batch:
             batch["mm_token_type_ids"][i, :m] = e["mm_token_type_ids"]
-    if "pixel_values" in examples[0]:
-        batch["pixel_values"] = torch.cat([e["pixel_values"] for e in examples])
-        batch["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in examples])
-    return batch
+    return batch | image_inputs(examples)
 
 
 class Checkpoint:
