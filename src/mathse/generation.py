@@ -79,7 +79,7 @@ def generate_paths(
             images=images if any(images) else None,
             return_tensors="pt",
             padding=True,
-        )
+        ).to(model.device)
         torch.manual_seed(derive_seed(*seed_key, b))
         gen_kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=num_samples, pad_token_id=pad_id)
         if stop:

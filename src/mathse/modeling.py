@@ -45,6 +45,13 @@ def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | N
     return processor
 
 
+def default_device() -> torch.device:
+    """This process's GPU when there is one (its LOCAL_RANK under torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def load_model(base_path: str, weights: str | None = None, dtype: str = "float32", trainable: bool = False):
     """Load the base model, or the trained weights of a round (`weights` = a round's adapter folder).
 
@@ -67,7 +74,7 @@ def load_model(base_path: str, weights: str | None = None, dtype: str = "float32
     else:
         raise FileNotFoundError(f"{weights}: neither a peft adapter nor full weights")
     model.train(trainable)
-    return model
+    return model.to(default_device())
 
 
 @lru_cache(maxsize=100_000)

@@ -99,7 +99,7 @@ class Generator:
             raise BadRequest("'max_tokens' must be a positive integer")
         tok = self.processor.tokenizer
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = self.processor(text=[text], images=images or None, return_tensors="pt")
+        inputs = self.processor(text=[text], images=images or None, return_tensors="pt").to(self.model.device)
         n_prompt = int(inputs["input_ids"].shape[1])
         if self.max_positions:
             if n_prompt >= self.max_positions:

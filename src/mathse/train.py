@@ -102,7 +102,7 @@ class Checkpoint:
     def load(self) -> dict | None:
         if not self.path.exists():
             return None
-        state = torch.load(self.path, weights_only=False)
+        state = torch.load(self.path, weights_only=False, map_location="cpu")
         if state.get("key") != self.key:
             log.info("ignoring checkpoint %s: it was made from other inputs or settings", self.path)
             return None
@@ -115,6 +115,10 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def make_batch(examples: list[dict], pad_id: int, cfg: TrainConfig) -> dict[str, torch.Tensor]:
@@ -193,7 +197,8 @@ def train(
         num_training_steps=steps,
     )
     pad_id = processor.tokenizer.pad_token_id or 0
-    device_type = next(model.parameters()).device.type
+    device = next(model.parameters()).device
+    device_type = device.type
     gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))
     order: list[int] = []
     losses: list[float] = []
@@ -224,7 +229,7 @@ def train(
                 if len(order) < cfg.per_device_train_batch_size:
                     order += torch.randperm(len(examples), generator=gen).tolist()
                 idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
-                batch = make_batch([examples[i] for i in idx], pad_id, cfg)
+                batch = to_device(make_batch([examples[i] for i in idx], pad_id, cfg), device)
                 n_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
                 with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
                     loss = model(**batch).loss / cfg.gradient_accumulation_steps

@@ -46,7 +46,9 @@ def generate_one_at_a_time(
     for i, p in enumerate(problems):
         text = prompt_text(processor, p["question"], len(p["images"]), "v1")
         for k in range(num_samples):
-            inputs = processor(text=[text], images=[[load_image(x) for x in p["images"]]], return_tensors="pt")
+            inputs = processor(text=[text], images=[[load_image(x) for x in p["images"]]], return_tensors="pt").to(
+                model.device
+            )
             torch.manual_seed(seed + i * num_samples + k)
             kwargs = (
                 dict(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
