@@ -4,19 +4,18 @@ from mathse.config import ModelConfig, TrainConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
 from mathse.prompts import RAW_PROMPT_VERSION
-from mathse.train import train
+from mathse.train import launch
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
     setup_torch(smk.threads)
     model = ModelConfig.model_validate(smk.params.model)
-    train(
-        smk.input.train,
-        model.path,
-        None,
-        smk.output[0],
-        TrainConfig.model_validate(smk.params.train),
+    kwargs = dict(
+        train_path=smk.input.train,
+        base_path=model.path,
+        init_weights=None,
+        out_dir=smk.output[0],
         round_idx=0,  # seeds (seed, 0, ...) as round 0; the data differ, so the streams need not
         seed=smk.params.seed,
         prompt_version=RAW_PROMPT_VERSION,  # the row's question is the whole ORM prompt
@@ -24,6 +23,7 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
+    launch(kwargs, TrainConfig.model_validate(smk.params.train), smk.log[0])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from mathse.config import ModelConfig, TrainConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.train import train
+from mathse.train import launch
 
 
 def main(smk) -> None:
@@ -11,12 +11,11 @@ def main(smk) -> None:
     setup_torch(smk.threads)
     model = ModelConfig.model_validate(smk.params.model)
     init = list(smk.input.init) if not isinstance(smk.input.init, str) else [smk.input.init]
-    train(
-        smk.input.train,
-        model.path,
-        init[0] if init else None,
-        smk.output[0],
-        TrainConfig.model_validate(smk.params.train),
+    kwargs = dict(
+        train_path=smk.input.train,
+        base_path=model.path,
+        init_weights=init[0] if init else None,
+        out_dir=smk.output[0],
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
         prompt_version=smk.params.prompt_version,
@@ -24,6 +23,8 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
+    # One process, or train.num_processes DDP processes (one per GPU of the job).
+    launch(kwargs, TrainConfig.model_validate(smk.params.train), smk.log[0])
 
 
 if __name__ == "__main__":

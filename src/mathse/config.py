@@ -266,7 +266,22 @@ class TrainConfig(Section):
     min_steps: int = Field(0, ge=0, description="Train at least this many optimiser steps per round.")
     max_steps: int = Field(0, ge=0, description="Cap on optimiser steps per round (0: no cap).")
     per_device_train_batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimiser step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Forward passes per optimiser step and process (ignored when global_batch_size is set)."
+    )
+    global_batch_size: int = Field(
+        0,
+        ge=0,
+        description="Sequences per optimiser step over all processes (paper: 128), kept whatever the GPU count: "
+        "accumulation = global_batch_size / (per_device_train_batch_size x processes), which must divide. "
+        "0: per_device_train_batch_size x gradient_accumulation_steps x processes.",
+    )
+    num_processes: int = Field(
+        1,
+        ge=0,
+        description="Training processes (DDP through torch.distributed.run, one per GPU; gloo on CPU). 0: one per "
+        "visible GPU (a SLURM job's allocation), 1 on a machine without GPUs. The train rule launches them.",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     packing: bool = Field(
         True,
@@ -278,9 +293,9 @@ class TrainConfig(Section):
     packing_max_length: int = Field(
         0,
         ge=0,
-        description="Longest packed row in tokens (never below the longest sequence). 0: the forward pass's "
-        "longest sequence, so rows are no wider than padding would make them (keeps sdpa's dense mask small); "
-        "a large value puts the whole forward pass in one row, for flash-attention's varlen kernels.",
+        description="Longest packed row in tokens (never below the longest sequence); sequences are placed first-fit "
+        "longest first. 0: the whole forward pass in one row (sdpa trains it sequence by sequence, flash-attention "
+        "with its varlen kernels).",
     )
     gradient_checkpointing: bool = Field(
         False,

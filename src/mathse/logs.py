@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 
-def setup_logging(path: str | None = None, level: int = logging.INFO) -> None:
+def setup_logging(path: str | None = None, level: int = logging.INFO, append: bool = False) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
+        handlers.append(logging.FileHandler(path, mode="a" if append else "w"))
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
     )

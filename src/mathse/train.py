@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from mathse.artifacts import read_table, write_atomic
 from mathse.config import TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
-from mathse.modeling import load_image, load_model, load_processor, prompt_text, write_marker
+from mathse.modeling import TRAINED_MARKER, load_image, load_model, load_processor, prompt_text, write_marker
 from mathse.packing import add_positions, image_inputs, pack, packed_attention
 from mathse.shards import fingerprint, path_digest
 
@@ -136,8 +138,21 @@ def enable_checkpointing(model) -> None:
     base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
-def plan_steps(n_examples: int, cfg: TrainConfig) -> int:
-    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+def accumulation(cfg: TrainConfig, world: int) -> int:
+    """Forward passes per optimiser step and process, so that a step sees the global batch."""
+    if not cfg.global_batch_size:
+        return cfg.gradient_accumulation_steps
+    per_pass = cfg.per_device_train_batch_size * world
+    if cfg.global_batch_size % per_pass:
+        raise ValueError(
+            f"train.global_batch_size {cfg.global_batch_size} is not a multiple of train.per_device_train_batch_size "
+            f"{cfg.per_device_train_batch_size} x {world} processes"
+        )
+    return cfg.global_batch_size // per_pass
+
+
+def plan_steps(n_examples: int, cfg: TrainConfig, world: int = 1) -> int:
+    per_step = cfg.per_device_train_batch_size * accumulation(cfg, world) * world
     steps = math.ceil(math.ceil(n_examples * cfg.num_train_epochs) / per_step)
     steps = max(steps, cfg.min_steps)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
@@ -157,8 +172,17 @@ def train(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
 ) -> dict:
-    """The train rule: fine-tune from `init_weights` (None: the base model) on `train_path`, save to `out_dir`."""
+    """The train rule: fine-tune from `init_weights` (None: the base model) on `train_path`, save to `out_dir`.
+
+    Under torch.distributed.run (WORLD_SIZE > 1) each process takes its share of every optimiser step's
+    forward passes and DDP averages the gradients; the loss is scaled so that the step's gradient is the one
+    a single process computes on the same global batch (the weights agree to float rounding).
+    """
     from transformers import get_scheduler
+
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
     table = read_table(train_path, "train")
     if table.is_empty():
@@ -187,7 +211,8 @@ def train(
         add_positions(model, examples)
     log.info("encoded %d examples in %.1f s", len(examples), time.perf_counter() - t_enc)
 
-    steps = plan_steps(len(examples), cfg)
+    accum = accumulation(cfg, world)
+    steps = plan_steps(len(examples), cfg, world)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
     scheduler = get_scheduler(
@@ -199,6 +224,15 @@ def train(
     pad_id = processor.tokenizer.pad_token_id or 0
     device = next(model.parameters()).device
     device_type = device.type
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Frozen or unused parameters (a vision tower on text-only batches) must not stall the reduction.
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    else:
+        ddp = model
     gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))
     order: list[int] = []
     losses: list[float] = []
@@ -224,17 +258,29 @@ def train(
     with packed_attention(model) if cfg.packing else nullcontext():
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for _ in range(cfg.gradient_accumulation_steps):
+            step_loss, step_tokens = 0.0, 0
+            # Every process draws the whole step's examples in the same order and takes every world-th pass.
+            passes = []
+            for _ in range(accum * world):
                 if len(order) < cfg.per_device_train_batch_size:
                     order += torch.randperm(len(examples), generator=gen).tolist()
-                idx, order = order[: cfg.per_device_train_batch_size], order[cfg.per_device_train_batch_size :]
+                passes.append(order[: cfg.per_device_train_batch_size])
+                order = order[cfg.per_device_train_batch_size :]
+            mine = passes[rank::world]
+            for j, idx in enumerate(mine):
                 batch = to_device(make_batch([examples[i] for i in idx], pad_id, cfg), device)
-                n_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    loss = model(**batch).loss / cfg.gradient_accumulation_steps
-                loss.backward()
+                step_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
+                # Gradients are reduced across processes once, on the step's last pass.
+                sync = ddp.no_sync() if world > 1 and j < len(mine) - 1 else nullcontext()
+                with sync, torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = ddp(**batch).loss / (accum * world)
+                    (loss * world).backward()  # DDP averages over the processes
                 step_loss += loss.item()
+            if world > 1:
+                totals = torch.tensor([step_loss, step_tokens], dtype=torch.float64, device=device)
+                dist.all_reduce(totals)
+                step_loss, step_tokens = totals[0].item(), int(totals[1].item())
+            n_tokens += step_tokens
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -243,7 +289,7 @@ def train(
                 recent = sum(losses[-20:]) / len(losses[-20:])
                 bar.set_postfix(loss=f"{recent:.3f}")
                 log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
-            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
+            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps and rank == 0:
                 ckpt.save(
                     {
                         "step": step + 1,
@@ -259,6 +305,11 @@ def train(
                 )
                 failpoint("train_checkpoint")
     elapsed = time.perf_counter() - t0
+    if world > 1:
+        dist.barrier()
+        if rank != 0:  # process 0 writes the weights
+            dist.destroy_process_group()
+            return {}
 
     out = Path(out_dir)
     if out.exists():
@@ -276,6 +327,7 @@ def train(
         "init": init_weights or "base",
         "examples": len(examples),
         "steps": steps,
+        "processes": world,
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "train_seconds": round(elapsed, 2),
         "tokens_per_second": round(n_tokens / max(elapsed, 1e-9), 1),
@@ -284,4 +336,58 @@ def train(
     tmp.rename(out)
     ckpt.remove()
     log.info("trained %d steps on %d examples in %.1f s; saved to %s", steps, len(examples), elapsed, out_dir)
+    if world > 1:
+        dist.destroy_process_group()
     return info
+
+
+def train_processes(cfg: TrainConfig) -> int:
+    """How many training processes to start: train.num_processes, 0 meaning one per visible GPU."""
+    return cfg.num_processes or max(1, torch.cuda.device_count())
+
+
+def launch(kwargs: dict, cfg: TrainConfig, log_path: str | None = None) -> dict:
+    """The train rule: train() in this process, or in train.num_processes DDP processes (torch.distributed.run).
+
+    `kwargs` are train()'s arguments with `cfg` as a dict; process 0 appends to `log_path`.
+    """
+    n = train_processes(cfg)
+    if n == 1:
+        return train(**kwargs, cfg=cfg)
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"kwargs": kwargs, "cfg": cfg.model_dump(mode="json"), "log": log_path}, f)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "mathse.train", f.name]  # fmt: skip
+    log.info("training in %d processes: %s", n, " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd)
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        raise RuntimeError(f"distributed training ({n} processes) failed with exit code {proc.returncode}")
+    return json.loads((Path(kwargs["out_dir"]) / TRAINED_MARKER).read_text())
+
+
+def _worker(args_path: str) -> None:
+    """One DDP process (`python -m mathse.train ARGS.json` under torch.distributed.run)."""
+    import json
+
+    from mathse.logs import setup_logging
+    from mathse.modeling import setup_torch
+
+    args = json.loads(Path(args_path).read_text())
+    rank = int(os.environ.get("RANK", 0))
+    setup_logging(args["log"] if rank == 0 else None, logging.INFO if rank == 0 else logging.WARNING, append=True)
+    setup_torch(max(1, (os.cpu_count() or 1) // int(os.environ.get("WORLD_SIZE", 1))))
+    train(**args["kwargs"], cfg=TrainConfig.model_validate(args["cfg"]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1])
