@@ -22,8 +22,7 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig
-from mathse.grading import answers_match, extract_answer, normalize
-from mathse.logs import Progress
+from mathse.grading import answers_match, answers_match_column, extract_answer, extract_answers, normalize
 from mathse.prompts import orm_prompt, parse_steps
 
 log = logging.getLogger(__name__)
@@ -68,25 +67,15 @@ def find_error_step(steps: list[str], reference: list[str]) -> tuple[int, str]:
     return len(steps) + 1, "The steps are right but the stated final answer does not follow from them."
 
 
-def judge_path(
-    response: str, answer: str, reference_steps: list[str], precision: int | None = None
-) -> tuple[str | None, bool, Verdict]:
-    """Judge one path: (extracted answer, answer correct, verdict)."""
-    extracted = extract_answer(response)
-    correct = answers_match(extracted, answer, precision)
-    if correct:
-        return extracted, True, Verdict("CORRECT", None, "", "")
+def wrong_verdict(response: str, extracted: str | None, reference_steps: list[str]) -> Verdict:
+    """The verdict on a path whose answer is wrong: the first wrong step, why, and how to fix it."""
     if not reference_steps:
         analysis = (
             "The path gives no final answer."
             if extracted is None
             else f"The final answer {extracted} does not match the reference answer."
         )
-        return (
-            extracted,
-            False,
-            Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer."),
-        )
+        return Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer.")
     step, analysis = find_error_step(parse_steps(response), reference_steps)
     if extracted is None:
         analysis += " The path gives no final answer."
@@ -95,37 +84,101 @@ def judge_path(
         if step > 1
         else ("Read the values from the image again and redo the reasoning from step 1.")
     )
-    return extracted, False, Verdict("WRONG", step, analysis, suggestion)
+    return Verdict("WRONG", step, analysis, suggestion)
 
 
-def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
-    """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns."""
+def judge_path(
+    response: str, answer: str, reference_steps: list[str], precision: int | None = None
+) -> tuple[str | None, bool, Verdict]:
+    """Judge one path: (extracted answer, answer correct, verdict). The reference for `judge_table`."""
+    extracted = extract_answer(response)
+    if answers_match(extracted, answer, precision):
+        return extracted, True, CORRECT_VERDICT
+    return extracted, False, wrong_verdict(response, extracted, reference_steps)
+
+
+CORRECT_VERDICT = Verdict("CORRECT", None, "", "")
+
+
+def _verdict_row(extracted: str | None, correct: bool, v: Verdict) -> dict:
+    return {
+        "extracted": extracted,
+        "answer_correct": correct,
+        "status": v.status,
+        "error_step": v.error_step,
+        "error_analysis": v.error_analysis,
+        "improvement_suggestion": v.improvement_suggestion,
+        "judge": JUDGE_NAME,
+        "judgment_json": v.to_json(),
+    }
+
+
+def judge_table_per_row(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
+    """`judge_table` one row at a time through `judge_path`: the oracle in tests, the baseline in benchmarks."""
     ref = {
         r["problem_id"]: r
         for r in problems.select("problem_id", "answer", "precision", "solution_steps").iter_rows(named=True)
     }
     out = []
-    bar = Progress(paths.height, "judge", "paths", log)
     for pid, response in paths.select("problem_id", "response").iter_rows():
         if pid not in ref:
             raise KeyError(f"path for unknown problem_id {pid!r}")
         p = ref[pid]
-        extracted, correct, v = judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"])
-        out.append(
-            {
-                "extracted": extracted,
-                "answer_correct": correct,
-                "status": v.status,
-                "error_step": v.error_step,
-                "error_analysis": v.error_analysis,
-                "improvement_suggestion": v.improvement_suggestion,
-                "judge": JUDGE_NAME,
-                "judgment_json": v.to_json(),
-            }
-        )
-        bar.update()
-    bar.close()
+        out.append(_verdict_row(*judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"])))
     return pl.DataFrame(out, schema=VERDICT_SCHEMA)
+
+
+def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
+    """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns.
+
+    The same verdicts as `judge_path` row by row, computed column-wise so a million paths take seconds:
+    the answer check is `grading.answers_match_column` (polars expressions, math-verify only on distinct
+    unsettled pairs), and the wrong-step analysis runs once per distinct wrong (problem_id, response).
+    """
+    problems = problems.select("problem_id", "answer", "precision", "solution_steps").unique(
+        "problem_id", keep="last", maintain_order=True
+    )
+    unknown = paths.select("problem_id").join(problems, on="problem_id", how="anti")
+    if unknown.height:
+        raise KeyError(f"path for unknown problem_id {unknown['problem_id'][0]!r}")
+    rows = paths.select("problem_id", "response").join(
+        problems.select("problem_id", "answer", "precision"), on="problem_id", how="left", maintain_order="left"
+    )
+    rows = rows.with_columns(extracted=extract_answers(rows["response"]))
+    rows = rows.with_columns(answer_correct=answers_match_column(rows))
+    # Python only where the verdict is WRONG, once per distinct path (sampled paths repeat).
+    wrong = (
+        rows.filter(~pl.col("answer_correct"))
+        .select("problem_id", "response", "extracted")
+        .unique(["problem_id", "response"], maintain_order=True)
+    )
+    steps = dict(problems.select("problem_id", "solution_steps").iter_rows())
+    verdicts = [wrong_verdict(response, extracted, steps[pid] or []) for pid, response, extracted in wrong.iter_rows()]
+    wrong = wrong.select("problem_id", "response").with_columns(
+        error_step=pl.Series([v.error_step for v in verdicts], dtype=pl.Int64),
+        error_analysis=pl.Series([v.error_analysis for v in verdicts], dtype=pl.String),
+        improvement_suggestion=pl.Series([v.improvement_suggestion for v in verdicts], dtype=pl.String),
+        judgment_json=pl.Series([v.to_json() for v in verdicts], dtype=pl.String),
+    )
+    del verdicts
+    correct = pl.col("answer_correct")
+    return (
+        rows.lazy()
+        .select("problem_id", "response", "extracted", "answer_correct")
+        .join(wrong.lazy(), on=["problem_id", "response"], how="left", maintain_order="left")
+        .select(
+            "extracted",
+            "answer_correct",
+            status=pl.when(correct).then(pl.lit("CORRECT")).otherwise(pl.lit("WRONG")),
+            error_step=pl.when(correct).then(None).otherwise("error_step"),
+            error_analysis=pl.when(correct).then(pl.lit("")).otherwise("error_analysis"),
+            improvement_suggestion=pl.when(correct).then(pl.lit("")).otherwise("improvement_suggestion"),
+            judge=pl.lit(JUDGE_NAME),
+            judgment_json=pl.when(correct).then(pl.lit(CORRECT_VERDICT.to_json())).otherwise("judgment_json"),
+        )
+        .collect()
+        .cast(VERDICT_SCHEMA)
+    )
 
 
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
