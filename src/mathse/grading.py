@@ -53,11 +53,19 @@ def _as_number(text: str) -> float | None:
 
 
 @lru_cache(maxsize=65536)
-def _symbolic_equal(extracted: str, reference: str) -> bool:
-    from math_verify import parse, verify
+def _parsed(text: str) -> list:
+    """math-verify's parse of one answer, memoised: parsing costs milliseconds, verifying a pair ~0.1 ms."""
+    from math_verify import parse
 
-    gold = parse(f"${reference}$", parsing_timeout=None)
-    pred = parse(f"${extracted}$", parsing_timeout=None)
+    return parse(f"${text}$", parsing_timeout=None)
+
+
+@lru_cache(maxsize=65536)
+def _symbolic_equal(extracted: str, reference: str) -> bool:
+    from math_verify import verify
+
+    gold = _parsed(reference)
+    pred = _parsed(extracted)
     if not gold or not pred:
         return False
     return bool(verify(gold, pred, timeout_seconds=None))
