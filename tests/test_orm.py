@@ -232,6 +232,8 @@ def _response(rng, answer, steps):
         return "\r\n".join(body + [f"The answer to this problem is\n{final}"])
     if kind == 6:
         return "\n".join(["  step 1 : " + steps[0] if steps else "", "Step 3.", *body, f"$\\boxed{{{final}}}$"])
+    if kind == 7:  # one step more than the reference
+        return "\n".join(body + [f"Step {len(body) + 1}: Check it again.", f"The answer to this problem is {final}."])
     return "\n".join(body + [f"The answer to this problem is {final}."])
 
 

@@ -22,12 +22,22 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig
-from mathse.grading import answers_match, answers_match_column, extract_answer, extract_answers, normalize
-from mathse.prompts import orm_prompt, parse_steps
+from mathse.grading import (
+    answers_match,
+    answers_match_column,
+    extract_answer,
+    extract_answers,
+    normalize,
+    normalize_expr,
+)
+from mathse.prompts import STEP_RE, orm_prompt, parse_steps
 
 log = logging.getLogger(__name__)
 JUDGE_NAME = "rule-orm-v1"
 STATUSES = ("CORRECT", "WRONG")
+# Text the column-wise wrong-step analysis handles (other text takes the per-row functions).
+_PLAIN_TEXT = r"^[\t\n\x0b\x0c\r\x20-\x7e]*$"
+_PRINTABLE = r"^[\x20-\x7e]*$"
 INVALID = "INVALID"
 VERDICT_SCHEMA = {
     "extracted": pl.String,
@@ -128,6 +138,133 @@ def judge_table_per_row(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataF
     return pl.DataFrame(out, schema=VERDICT_SCHEMA)
 
 
+def _verdicts_in_python(wrong: pl.DataFrame, steps: dict) -> pl.DataFrame:
+    verdicts = [wrong_verdict(r, extracted, steps.get(pid) or []) for pid, r, extracted in wrong.iter_rows()]
+    return wrong.select("problem_id", "response").with_columns(
+        error_step=pl.Series([v.error_step for v in verdicts], dtype=pl.Int64),
+        error_analysis=pl.Series([v.error_analysis for v in verdicts], dtype=pl.String),
+        improvement_suggestion=pl.Series([v.improvement_suggestion for v in verdicts], dtype=pl.String),
+        judgment_json=pl.Series([v.to_json() for v in verdicts], dtype=pl.String),
+    )
+
+
+def _json_string(text: pl.Expr) -> pl.Expr:
+    """json.dumps of printable ASCII text (callers check that it is)."""
+    return (
+        pl.lit('"')
+        + text.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+        + pl.lit('"')
+    )
+
+
+def wrong_verdicts(wrong: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+    """`wrong_verdict` on each row of `wrong` (problem_id, response, extracted), against `steps`
+    (problem_id, solution_steps): the WRONG verdict columns, keyed by (problem_id, response).
+
+    Column-wise for printable ASCII text (steps parsed, normalised and compared to the reference trace as
+    polars expressions); other text goes through `wrong_verdict` itself.
+    """
+    plain_steps = steps.select(
+        "problem_id",
+        ref=pl.col("solution_steps").fill_null([]),
+        ref_plain=pl.col("solution_steps").fill_null([]).list.join("\n").str.contains(_PLAIN_TEXT),
+    )
+    w = wrong.join(plain_steps, on="problem_id", how="left", maintain_order="left").with_row_index("w")
+    plain = pl.col("response").str.contains(_PLAIN_TEXT) & pl.col("ref_plain")
+    other = w.filter(~plain)
+    w = w.filter(plain)
+    # steps of each path: lines as str.splitlines cuts ASCII text, then STEP_RE's text of each Step line
+    lines = w.select("w", line=pl.col("response").str.replace_all(r"\r\n|[\r\x0b\x0c]", "\n").str.split("\n"))
+    found = (
+        lines.explode("line")
+        .select("w", text=pl.col("line").str.extract("(?i)" + STEP_RE.pattern, 2))
+        .drop_nulls("text")
+        .with_columns(k=pl.int_range(pl.len()).over("w"))
+    )
+    n_steps = found.group_by("w").agg(n_steps=pl.len())
+    refs = (
+        w.filter(pl.col("ref").list.len() > 0)
+        .select("w", "ref")
+        .explode("ref")
+        .with_columns(k=pl.int_range(pl.len()).over("w"))
+    )
+    first_bad = (
+        refs.join(found, on=["w", "k"], how="left")
+        .filter(pl.col("text").is_null() | (normalize_expr(pl.col("text")) != normalize_expr(pl.col("ref"))))
+        .sort("w", "k")
+        .group_by("w", maintain_order=True)
+        .first()
+    )
+    n, k, n_ref = pl.col("n_steps"), pl.col("k"), pl.col("ref").list.len()
+    w = (
+        w.join(n_steps, on="w", how="left")
+        .with_columns(n_steps=pl.col("n_steps").fill_null(0), n_ref=n_ref)
+        .drop("ref")
+        .join(first_bad, on="w", how="left")
+    )
+    n_ref = pl.col("n_ref")
+    step = (
+        pl.when(n_ref == 0)
+        .then(None)
+        .when(n == 0)
+        .then(1)
+        .when(k.is_not_null())
+        .then(k + 1)
+        .when(n > n_ref)
+        .then(n_ref + 1)
+        .otherwise(n + 1)
+        .cast(pl.Int64)
+    )
+    no_answer = pl.col("extracted").is_null()
+    analysis = (
+        pl.when(n_ref == 0)
+        .then(
+            pl.when(no_answer)
+            .then(pl.lit("The path gives no final answer."))
+            .otherwise(pl.format("The final answer {} does not match the reference answer.", "extracted"))
+        )
+        .otherwise(
+            pl.when(n == 0)
+            .then(pl.lit("The response has no numbered reasoning steps."))
+            .when(k.is_not_null() & pl.col("text").is_null())
+            .then(pl.format("The path stops after step {}; step {} should establish: {}", k, k + 1, "ref"))
+            .when(k.is_not_null())
+            .then(pl.format("Step {} states '{}', but it should be '{}'.", k + 1, "text", "ref"))
+            .when(n > n_ref)
+            .then(pl.format("Step {} goes beyond the solution and is not needed.", n_ref + 1))
+            .otherwise(pl.lit("The steps are right but the stated final answer does not follow from them."))
+            + pl.when(no_answer).then(pl.lit(" The path gives no final answer.")).otherwise(pl.lit(""))
+        )
+    )
+    suggestion = (
+        pl.when(n_ref == 0)
+        .then(pl.lit("Recheck the reasoning and the final answer."))
+        .when(pl.col("error_step") > 1)
+        .then(
+            pl.format("Keep steps 1 to {} and redo the reasoning from step {}.", pl.col("error_step") - 1, "error_step")
+        )
+        .otherwise(pl.lit("Read the values from the image again and redo the reasoning from step 1."))
+    )
+    w = w.with_columns(error_step=step, error_analysis=analysis).with_columns(improvement_suggestion=suggestion)
+    w = w.with_columns(
+        judgment_json=pl.lit('{"status": "WRONG", "error_step": ')
+        + pl.col("error_step").cast(pl.String).fill_null("null")
+        + pl.lit(', "error_analysis": ')
+        + _json_string(pl.col("error_analysis"))
+        + pl.lit(', "improvement_suggestion": ')
+        + _json_string(pl.col("improvement_suggestion"))
+        + pl.lit("}")
+    )
+    cols = ["problem_id", "response", "error_step", "error_analysis", "improvement_suggestion", "judgment_json"]
+    # json.dumps escapes control characters (a tab inside a step) and non-ASCII: left to Python
+    escaped = w.filter(~pl.col("error_analysis").str.contains(_PRINTABLE))
+    parts = [w.filter(pl.col("error_analysis").str.contains(_PRINTABLE)).select(cols)]
+    if other.height or escaped.height:
+        ref = dict(steps.iter_rows())
+        parts.append(_verdicts_in_python(pl.concat([other.select(wrong.columns), escaped.select(wrong.columns)]), ref))
+    return pl.concat(parts)
+
+
 def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns.
 
@@ -146,21 +283,12 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     )
     rows = rows.with_columns(extracted=extract_answers(rows["response"]))
     rows = rows.with_columns(answer_correct=answers_match_column(rows))
-    # Python only where the verdict is WRONG, once per distinct path (sampled paths repeat).
     wrong = (
         rows.filter(~pl.col("answer_correct"))
         .select("problem_id", "response", "extracted")
         .unique(["problem_id", "response"], maintain_order=True)
     )
-    steps = dict(problems.select("problem_id", "solution_steps").iter_rows())
-    verdicts = [wrong_verdict(response, extracted, steps[pid] or []) for pid, response, extracted in wrong.iter_rows()]
-    wrong = wrong.select("problem_id", "response").with_columns(
-        error_step=pl.Series([v.error_step for v in verdicts], dtype=pl.Int64),
-        error_analysis=pl.Series([v.error_analysis for v in verdicts], dtype=pl.String),
-        improvement_suggestion=pl.Series([v.improvement_suggestion for v in verdicts], dtype=pl.String),
-        judgment_json=pl.Series([v.to_json() for v in verdicts], dtype=pl.String),
-    )
-    del verdicts
+    wrong = wrong_verdicts(wrong, problems.select("problem_id", "solution_steps"))
     correct = pl.col("answer_correct")
     return (
         rows.lazy()
