@@ -149,9 +149,9 @@ def number_expr(normalized: pl.Expr) -> pl.Expr:
 def answers_match_column(rows: pl.DataFrame) -> pl.Series:
     """`answers_match(extracted, answer, precision)` on every row of `rows`.
 
-    Exact and numeric comparison are polars expressions; the rows they cannot settle (math-verify's cases,
-    non-ASCII text, numbers near a rounding tie) go to `match_kind` once per distinct (extracted, answer,
-    precision), so math-verify runs on distinct pairs only, memoised.
+    Exact and numeric comparison are polars expressions over the distinct (extracted, answer, precision);
+    the ones they cannot settle (math-verify's cases, non-ASCII text, numbers near a rounding tie) go to
+    `answers_match`, so math-verify runs on distinct pairs only, memoised.
     """
     e, ans, prec = pl.col("extracted"), pl.col("answer"), pl.col("precision")
     a, b = normalize_expr(e), normalize_expr(ans)
@@ -179,20 +179,15 @@ def answers_match_column(rows: pl.DataFrame) -> pl.Series:
         .when(at_precision)
         .then(sx.round(0) == sy.round(0))
     )
-    settled = rows.select("extracted", "answer", "precision", verdict=verdict)
-    todo = settled.filter(pl.col("verdict").is_null()).unique(["extracted", "answer", "precision"])
+    keys = ["extracted", "answer", "precision"]
+    # sampled answers repeat: the checks run once per distinct (extracted, answer, precision)
+    settled = rows.select(keys).unique().with_columns(verdict=verdict)
+    todo = settled.filter(pl.col("verdict").is_null())
     if todo.height:
-        checked = todo.select(
-            "extracted",
-            "answer",
-            "precision",
-            checked=pl.Series(
-                [answers_match(*r) for r in todo.select("extracted", "answer", "precision").iter_rows()],
-                dtype=pl.Boolean,
-            ),
-        )
-        log.info("math-verify on %d distinct answer pairs", todo.height)
+        checked = pl.Series([answers_match(*r) for r in todo.select(keys).iter_rows()], dtype=pl.Boolean)
+        log.info("math-verify on up to %d distinct answer pairs", todo.height)
         settled = settled.join(
-            checked, on=["extracted", "answer", "precision"], how="left", nulls_equal=True, maintain_order="left"
-        ).with_columns(verdict=pl.coalesce("verdict", "checked"))
+            todo.select(keys).with_columns(checked=checked), on=keys, how="left", nulls_equal=True
+        ).select(*keys, verdict=pl.coalesce("verdict", "checked"))
+    settled = rows.select(keys).join(settled, on=keys, how="left", nulls_equal=True, maintain_order="left")
     return settled["verdict"].alias("answer_correct")

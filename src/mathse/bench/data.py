@@ -30,22 +30,33 @@ TARGET_MIB = 2048.0  # ... and under 2 GiB
 PREAMBLES = ["", "", "Let me read the image carefully.", "I will solve this step by step.", "First, read the values."]
 
 
-def _problem(i: int, rng: np.random.Generator) -> dict:
-    """A problem like mathse.data's families (plus a decimal and a fraction answer for the slow checks)."""
-    a, b = (int(v) for v in rng.integers(1, 100, size=2))
-    kind = ("sum", "perimeter", "sum", "average", "sum", "perimeter", "fraction")[i % 7]
+def _steps_answer(kind: str, a: int, b: int, slip: int = 0) -> tuple[list[str], str, int | None]:
+    """Reference steps, answer and precision of a problem like mathse.data's (plus a decimal and a fraction
+    answer, which take the numeric and the math-verify checks); `slip` puts an arithmetic error in the last step."""
     reads = [f"The left bar is {a}.", f"The right bar is {b}."]
-    precision = None
     if kind == "sum":
-        steps, answer = [*reads, f"{a} + {b} = {a + b}."], str(a + b)
-    elif kind == "perimeter":
+        return [*reads, f"{a} + {b} = {a + b + slip}."], str(a + b + slip), None
+    if kind == "perimeter":
         s = a + b
-        steps = [f"The width is {a}.", f"The height is {b}.", f"{a} + {b} = {s}.", f"2 x {s} = {2 * s}."]
-        answer = str(2 * s)
-    elif kind == "average":
-        steps, answer, precision = [*reads, f"({a} + {b}) / 2 = {(a + b) / 2:g}."], f"{(a + b) / 2:g}", 1
-    else:
-        steps, answer = [*reads, f"{a} / ({a} + {b}) = {a}/{a + b}."], f"\\frac{{{a}}}{{{a + b}}}"
+        return (
+            [f"The width is {a}.", f"The height is {b}.", f"{a} + {b} = {s}.", f"2 x {s} = {2 * s + slip}."],
+            str(2 * s + slip),
+            None,
+        )
+    if kind == "average":
+        avg = f"{(a + b + slip) / 2:g}"
+        return [*reads, f"({a} + {b}) / 2 = {avg}."], avg, 1
+    frac = f"\\frac{{{a}}}{{{a + b + slip}}}"
+    return [*reads, f"{a} / ({a} + {b}) = {a}/{a + b + slip}."], frac, None
+
+
+KINDS = ("sum", "perimeter", "sum", "average", "sum", "perimeter", "sum", "perimeter", "average", "fraction")
+
+
+def _problem(i: int, rng: np.random.Generator) -> dict:
+    a, b = (int(v) for v in rng.integers(1, 100, size=2))
+    kind = KINDS[i % len(KINDS)]
+    steps, answer, precision = _steps_answer(kind, a, b)
     return {
         "problem_id": f"syn-{i:06d}",
         "question": f"Synthetic {kind} problem {i}: read the two values and combine them.",
@@ -77,13 +88,14 @@ def _response(p: dict, outcome: int, value: int, preamble: str) -> str:
     forms = _answer_forms(p)
     if outcome <= 1:  # correct, in one of its written forms
         text = format_solution(steps, forms[value % len(forms)])
-    elif outcome == 2:  # a misread value: the rest follows from it, the answer is wrong
-        steps[value % 2] = steps[value % 2].rsplit(" ", 1)[0] + f" {value}."
-        steps[-1] = steps[-1].rsplit("=", 1)[0] + f"= {value + 7}."
-        text = format_solution(steps, str(value + 7))
-    elif outcome == 3:  # an arithmetic slip in the last step
-        steps[-1] = steps[-1].rsplit("=", 1)[0] + f"= {value}."
-        text = format_solution(steps, str(value))
+    elif outcome in (2, 3):  # a value misread by a little (the rest follows from it), or a slip at the end
+        meta = json.loads(p["metadata"])
+        delta = value % 9 + 1
+        a, b = meta["a"], meta["b"]
+        if outcome == 2:
+            a, b = (a + delta, b) if value % 2 else (a, b + delta)
+        steps, answer, _ = _steps_answer(meta["kind"], a, b, slip=delta if outcome == 3 else 0)
+        text = format_solution(steps, answer)
     elif outcome == 4:  # truncated at max_new_tokens: no final answer
         text = "\n".join(f"Step {i}: {s}" for i, s in enumerate(steps[: value % len(steps)], start=1))
     elif outcome == 5:  # a \boxed answer instead of the answer sentence
