@@ -1,6 +1,6 @@
 """Data stages at scale: judge (rule ORM), assemble and summarize on 10^4..10^6 synthetic rollout rows.
 
-Each stage runs in a fresh subprocess, so its peak RSS (from wait4) is its own; seconds are the stage's
+Each stage runs in a fresh subprocess, so its peak RSS (VmHWM) is its own; seconds are the stage's
 own time inside that process (imports excluded). ``python -m mathse.bench.data --sizes 10000 100000``
 runs it alone.
 """
@@ -230,7 +230,19 @@ def run_stage(stage: str, data: dict[str, str], out_dir: str) -> dict:
         (judge_table_per_row if stage == "judge_per_row" else judge_table)(paths, problems)
     else:
         raise ValueError(f"unknown stage {stage!r}")
-    return {"seconds": time.perf_counter() - t0}
+    return {"seconds": time.perf_counter() - t0, "peak_mib": _own_peak_mib()}
+
+
+def _own_peak_mib() -> float:
+    """This process's peak RSS. VmHWM restarts at exec; ru_maxrss would carry over the forking parent's."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _in_child(stage: str, data: dict[str, str], out_dir: str) -> dict:
@@ -239,13 +251,13 @@ def _in_child(stage: str, data: dict[str, str], out_dir: str) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=os.environ.copy())
     stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status = os.waitpid(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{stage} stage failed with exit code {proc.returncode}")
     own = json.loads(stdout.decode().strip().splitlines()[-1])
-    return {"seconds": own["seconds"], "process_seconds": wall, "peak_mib": usage.ru_maxrss / 1024}
+    return {"seconds": own["seconds"], "process_seconds": wall, "peak_mib": own["peak_mib"]}
 
 
 def bench_data_stages(sizes: tuple[int, ...] = SIZES, compare_rows: int | None = 10_000, repeats: int = 1) -> dict:
