@@ -52,3 +52,44 @@ def test_answers_match(extracted, reference, precision, expected):
 
 def test_overlong_answer_is_not_sent_to_sympy():
     assert answers_match("1+" * 500 + "1", "501") is False
+
+
+def test_column_wise_normalize_and_number_equal_the_python_ones():
+    import polars as pl
+
+    from mathse.grading import _as_number, normalize, normalize_expr, number_expr
+
+    texts = [
+        " $8$ ",
+        "8.",
+        "B.",
+        "b . ",
+        "\\text{cm} 5",
+        "\\mathrm{x}.",
+        "1,234",
+        "-1,234.50",
+        "12,34",
+        "1,2345",
+        "Ab  C\t d",
+        "25%",
+        "-0.5%",
+        "$ .5 $",
+        "5.",
+        "+3",
+        "1e3",
+        "1E-2",
+        "e5",
+        "1.2.3",
+        "",
+        "..",
+        "$$",
+        "x + 1",
+        "\\text{8.}.",
+        "inf",
+        "nan",
+        "0x10",
+        " 7 .",
+    ]
+    df = pl.DataFrame({"t": texts}).with_columns(n=normalize_expr(pl.col("t")))
+    assert df["n"].to_list() == [normalize(t) for t in texts]
+    assert df.select(number_expr(pl.col("n")))[:, 0].to_list() == [_as_number(normalize(t)) for t in texts]

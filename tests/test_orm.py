@@ -130,3 +130,162 @@ def test_judge_stats_counts_invalid_as_disagreement():
         2,
     )
     assert s["agreement"] == 0.5
+
+
+# The column-wise judge against the per-row reference, on a varied sample.
+from mathse import grading  # noqa: E402
+from mathse.grading import answers_match, extract_answer  # noqa: E402
+from mathse.orm import judge_table_per_row  # noqa: E402
+
+# (answer, precision): integers, decimals at precision, fractions, percentages, negatives, text, LaTeX.
+ANSWERS = [
+    ("8", None),
+    ("1234", None),
+    ("-3", None),
+    ("0.5", 1),
+    ("3.14", 2),
+    ("0.13", 2),
+    ("2.68", 2),
+    ("\\frac{1}{2}", None),
+    ("25%", None),
+    ("\\sqrt{2}", None),
+    ("x + 1", None),
+    ("(1, 2)", None),
+    ("B", None),
+    ("12", 0),
+]
+FINALS = [
+    "{a}",
+    "${a}$",
+    "{a}.",
+    " {a} .",
+    "\\boxed{{{a}}}",
+    "\\text{{{a}}}",
+    "{a}%",
+    "-{a}",
+    "+{a}",
+    "{a}.0",
+    "1/2",
+    "\\frac12",
+    "\\frac{{1}}{{2}}",
+    "0.50",
+    "50%",
+    ".5",
+    "5.",
+    "0.125",
+    "0.135",
+    "2.675",
+    "3.145",
+    "3.1415",
+    "1,234",
+    "1,234.0",
+    "12,34",
+    "−3",
+    "-3.0",
+    "٣",
+    "1e3",
+    "8 apples",
+    "x+1",
+    "1+x",
+    "(1,2)",
+    "b",
+    "B.",
+    "\\sqrt{{2}}",
+    "2^{{1/2}}",
+    "1.41421356",
+    "inf",
+    "nan",
+    "",
+    "   ",
+    "8\u00a0",
+    "8\u2003",
+    "\u00bd",
+    "ΣΑΣ",
+    "{a}\x1c",
+    "12.5",
+    "11.5",
+    "-0",
+    "1e400",
+    "0.1e1",
+]
+
+
+def _response(rng, answer, steps):
+    final = rng.choice(FINALS).format(a=answer)
+    body = [f"Step {i + 1}: {s}" for i, s in enumerate(steps)]
+    if rng.random() < 0.3 and body:  # a wrong step
+        body[rng.integers(len(body))] = "Step 2: The right bar is 6."
+    if rng.random() < 0.1:
+        body = body[: rng.integers(len(body) + 1)]
+    kind = rng.integers(10)
+    if kind == 0:
+        return ""
+    if kind == 1:
+        return "\n".join(body)  # no answer
+    if kind == 2:
+        return "\n".join(body + [f"\\boxed{{{final}}}"])
+    if kind == 3:  # several answer lines: the last counts
+        return "\n".join(body + ["The answer to this problem is 7.", f"the ANSWER to this problem is: {final}"])
+    if kind == 4:
+        return "word " * int(rng.integers(200, 800)) + "\n".join(body + [f"The answer to this problem is {final}."])
+    if kind == 5:
+        return "\r\n".join(body + [f"The answer to this problem is\n{final}"])
+    if kind == 6:
+        return "\n".join(["  step 1 : " + steps[0] if steps else "", "Step 3.", *body, f"$\\boxed{{{final}}}$"])
+    if kind == 7:  # one step more than the reference
+        return "\n".join(body + [f"Step {len(body) + 1}: Check it again.", f"The answer to this problem is {final}."])
+    return "\n".join(body + [f"The answer to this problem is {final}."])
+
+
+def varied_sample(n=600, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    problems = pl.DataFrame(
+        {
+            "problem_id": [f"p{i}" for i in range(len(ANSWERS))],
+            "answer": [a for a, _ in ANSWERS],
+            "precision": [p for _, p in ANSWERS],
+            "solution_steps": [[] if i % 5 == 4 else REF for i in range(len(ANSWERS))],
+        },
+        schema_overrides={"precision": pl.Int64},
+    )
+    pids, responses = [], []
+    for _ in range(n):
+        i = int(rng.integers(len(ANSWERS)))
+        pids.append(f"p{i}")
+        responses.append(_response(rng, ANSWERS[i][0], REF))
+    return pl.DataFrame({"problem_id": pids, "response": responses}), problems
+
+
+def test_column_wise_judge_equals_the_per_row_reference_on_every_row(tmp_path, monkeypatch):
+    paths, problems = varied_sample()
+    calls = []
+    real = grading.answers_match
+    monkeypatch.setattr(grading, "answers_match", lambda *a: calls.append(a) or real(*a))
+    fast = judge_table(paths, problems)
+    monkeypatch.undo()
+    slow = judge_table_per_row(paths, problems)
+    for i, (f, s) in enumerate(zip(fast.iter_rows(named=True), slow.iter_rows(named=True), strict=True)):
+        assert f == s, (i, paths.row(i))
+    # the fast path settles most rows; only distinct unsettled pairs reach math-verify
+    assert 0 < len(calls) == len(set(calls)) < paths.height / 3
+    assert fast["answer_correct"].sum() > 50 and (~fast["answer_correct"]).sum() > 50
+    fast.write_parquet(tmp_path / "fast.parquet")
+    slow.write_parquet(tmp_path / "slow.parquet")
+    assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "slow.parquet").read_bytes()
+
+
+def test_judge_answer_correct_is_math_verify_on_every_row():
+    paths, problems = varied_sample(seed=1)
+    out = judge_table(paths, problems)
+    ref = {p: (a, prec) for p, a, prec in problems.select("problem_id", "answer", "precision").iter_rows()}
+    expected = [answers_match(extract_answer(r), *ref[p]) for p, r in paths.iter_rows()]
+    assert out["answer_correct"].to_list() == expected
+    assert out["extracted"].to_list() == [extract_answer(r) for r in paths["response"]]
+
+
+def test_unknown_problem_id_is_an_error():
+    paths = pl.DataFrame({"problem_id": ["zz"], "response": ["The answer to this problem is 8."]})
+    with pytest.raises(KeyError, match="zz"):
+        judge_table(paths, varied_sample(n=1)[1])

@@ -263,5 +263,20 @@ def read_table(path: str | Path, name: str) -> pl.DataFrame:
     return conform(pl.read_parquet(path), name, where=str(path))
 
 
+def scan_table(path: str | Path, name: str) -> pl.LazyFrame:
+    """A lazy scan of artifact `name`: the schema is checked from the file's metadata (no data read), so a
+    query reads only the columns and rows it needs."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: {name} artifact not found")
+    schema = SCHEMAS[name]
+    found = pl.read_parquet_schema(path)
+    missing = [c for c in schema if c not in found]
+    extra = [c for c in found if c not in schema]
+    if missing or extra:
+        raise SchemaError(f"{path}: {name} table has missing columns {missing} and unexpected columns {extra}")
+    cols = [pl.col(c) if found[c] == t else pl.col(c).cast(t, strict=True) for c, t in schema.items()]
+    return pl.scan_parquet(path).select(cols)
+
+
 def write_text_atomic(text: str, path: str | Path) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))

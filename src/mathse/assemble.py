@@ -11,7 +11,7 @@ import logging
 
 import polars as pl
 
-from mathse.artifacts import read_table, write_table
+from mathse.artifacts import read_table, scan_table, write_table
 from mathse.config import AssembleConfig
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,16 @@ def assemble_round(
 ) -> None:
     prev_train = read_table(prev_train_path, "train")
     prev_remain = read_table(prev_remain_path, "problem")
-    judged = read_table(judgments_path, "judgment")
     problems = pl.concat([read_table(p, "problem") for p in problem_paths]).unique("problem_id", keep="first")
-
+    # Only the correct paths are read from the judgments, and only the columns a training row needs.
+    judged = (
+        scan_table(judgments_path, "judgment")
+        .filter(pl.col("status") == "CORRECT")
+        .select("problem_id", "sample_idx", "response", "model", "backend", "prompt_version")
+        .collect()
+    )
     correct = (
-        judged.filter(pl.col("status") == "CORRECT")
-        .sort("problem_id", "sample_idx")
+        judged.sort("problem_id", "sample_idx")
         .unique(["problem_id", "response"], keep="first", maintain_order=True)
         .group_by("problem_id", maintain_order=True)
         .head(cfg.max_correct_per_problem)

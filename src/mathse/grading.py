@@ -12,6 +12,8 @@ import logging
 import re
 from functools import lru_cache
 
+import polars as pl
+
 from mathse.prompts import ANSWER_PREFIX
 
 # Longest answer string handed to math-verify; longer strings are compared textually only.
@@ -21,6 +23,7 @@ _ANSWER_RE = re.compile(re.escape(ANSWER_PREFIX) + r"\s*:?\s*(.+?)\s*$", re.IGNO
 _BOXED_RE = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _NUMBER_RE = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
+log = logging.getLogger(__name__)
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
@@ -50,11 +53,19 @@ def _as_number(text: str) -> float | None:
 
 
 @lru_cache(maxsize=65536)
-def _symbolic_equal(extracted: str, reference: str) -> bool:
-    from math_verify import parse, verify
+def _parsed(text: str) -> list:
+    """math-verify's parse of one answer, memoised: parsing costs milliseconds, verifying a pair ~0.1 ms."""
+    from math_verify import parse
 
-    gold = parse(f"${reference}$", parsing_timeout=None)
-    pred = parse(f"${extracted}$", parsing_timeout=None)
+    return parse(f"${text}$", parsing_timeout=None)
+
+
+@lru_cache(maxsize=65536)
+def _symbolic_equal(extracted: str, reference: str) -> bool:
+    from math_verify import verify
+
+    gold = _parsed(reference)
+    pred = _parsed(extracted)
     if not gold or not pred:
         return False
     return bool(verify(gold, pred, timeout_seconds=None))
@@ -80,3 +91,103 @@ def match_kind(extracted: str | None, reference: str, precision: int | None = No
 def answers_match(extracted: str | None, reference: str, precision: int | None = None) -> bool:
     """Is an extracted answer equal to the reference answer?"""
     return match_kind(extracted, reference, precision) is not None
+
+
+# Column-wise versions of the checks above, for judging a million paths at once. The functions above stay
+# the reference (evaluation uses them; tests compare the two on every row of a varied sample). Python's
+# `\s` and str.strip() also treat \x1c-\x1f as whitespace and Rust's regex does not, so text holding those
+# characters, and any non-ASCII answer, is left to the Python functions.
+_PY_ONLY_WHITESPACE = r"[\x1c-\x1f]"
+_PLAIN_ASCII = r"^[\t\n\x0b\x0c\r\x20-\x7e]*$"
+_ASCII_NUMBER = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+# Numbers compared at a precision are settled column-wise only when far from a rounding tie.
+_ROUNDING_MARGIN = 1e-6
+_ROUNDING_RANGE = 1e9
+
+
+def extract_answer_expr(response: pl.Expr) -> pl.Expr:
+    """`extract_answer` as a polars expression (exact for text without \\x1c-\\x1f; see `extract_answers`)."""
+    answer_re = "(?im)" + _ANSWER_RE.pattern
+    by_prefix = (
+        response.str.extract_all(answer_re)
+        .list.last()
+        .str.extract(answer_re, 1)
+        .str.strip_chars()
+        .str.strip_chars_end(".")
+        .str.strip_chars()
+        .str.strip_chars("$ ")
+    )
+    boxed = response.str.extract_all(_BOXED_RE.pattern).list.last().str.extract(_BOXED_RE.pattern, 1).str.strip_chars()
+    answer = pl.coalesce(by_prefix, boxed)  # an empty answer after the prefix does not fall back to \boxed
+    return pl.when(answer == "").then(None).otherwise(answer)
+
+
+def extract_answers(responses: pl.Series) -> pl.Series:
+    """`extract_answer` on every row: column-wise, the rare text the regex engines disagree on in Python."""
+    out = pl.select(extract_answer_expr(pl.lit(responses))).to_series().alias("extracted")
+    odd = responses.str.contains(_PY_ONLY_WHITESPACE).fill_null(False).arg_true()
+    if len(odd):
+        out = out.scatter(odd, [extract_answer(r) for r in responses.gather(odd).to_list()])
+    return out
+
+
+def normalize_expr(text: pl.Expr) -> pl.Expr:
+    """`normalize` as a polars expression (the same for printable ASCII text)."""
+    text = text.str.strip_chars().str.strip_chars("$").str.strip_chars()
+    text = text.str.replace_all(r"\\(text|mathrm)\{([^{}]*)\}", "${2}")
+    thousands = text.str.contains(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+    text = pl.when(thousands).then(text.str.replace_all(",", "", literal=True)).otherwise(text)
+    return text.str.replace_all(r"\s+", " ").str.strip_chars_end(".").str.to_lowercase()
+
+
+def number_expr(normalized: pl.Expr) -> pl.Expr:
+    """`_as_number` of already normalised text (which, like `_as_number`, normalises once more)."""
+    t = normalize_expr(normalized).str.strip_chars_end("%")
+    return pl.when(t.str.contains(_ASCII_NUMBER)).then(t.cast(pl.Float64, strict=False))
+
+
+def answers_match_column(rows: pl.DataFrame) -> pl.Series:
+    """`answers_match(extracted, answer, precision)` on every row of `rows`.
+
+    Exact and numeric comparison are polars expressions over the distinct (extracted, answer, precision);
+    the ones they cannot settle (math-verify's cases, non-ASCII text, numbers near a rounding tie) go to
+    `answers_match`, so math-verify runs on distinct pairs only, memoised.
+    """
+    e, ans, prec = pl.col("extracted"), pl.col("answer"), pl.col("precision")
+    a, b = normalize_expr(e), normalize_expr(ans)
+    x, y = number_expr(a), number_expr(b)
+    scale = pl.lit(10.0).pow(prec.cast(pl.Float64))
+    sx, sy = x * scale, y * scale
+
+    def clear_of_tie(v: pl.Expr) -> pl.Expr:
+        return (v.abs() < _ROUNDING_RANGE) & ((v - v.floor() - 0.5).abs() > _ROUNDING_MARGIN)
+
+    plain = e.str.contains(_PLAIN_ASCII) & ans.str.contains(_PLAIN_ASCII)
+    finite = x.is_finite() & y.is_finite()
+    at_precision = prec.is_not_null() & clear_of_tie(sx) & clear_of_tie(sy)
+    verdict = (
+        pl.when(e.is_null())
+        .then(pl.lit(False))
+        .when(~plain)
+        .then(None)
+        .when(a == b)
+        .then(pl.lit(True))
+        .when(x.is_null() | y.is_null() | ~finite)
+        .then(None)
+        .when(prec.is_null())
+        .then((x - y).abs() <= 1e-9 * pl.max_horizontal(pl.lit(1.0), y.abs()))
+        .when(at_precision)
+        .then(sx.round(0) == sy.round(0))
+    )
+    keys = ["extracted", "answer", "precision"]
+    # sampled answers repeat: the checks run once per distinct (extracted, answer, precision)
+    settled = rows.select(keys).unique().with_columns(verdict=verdict)
+    todo = settled.filter(pl.col("verdict").is_null())
+    if todo.height:
+        checked = pl.Series([answers_match(*r) for r in todo.select(keys).iter_rows()], dtype=pl.Boolean)
+        log.info("math-verify on up to %d distinct answer pairs", todo.height)
+        settled = settled.join(
+            todo.select(keys).with_columns(checked=checked), on=keys, how="left", nulls_equal=True
+        ).select(*keys, verdict=pl.coalesce("verdict", "checked"))
+    settled = rows.select(keys).join(settled, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    return settled["verdict"].alias("answer_correct")

@@ -22,13 +22,22 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig
-from mathse.grading import answers_match, extract_answer, normalize
-from mathse.logs import Progress
-from mathse.prompts import orm_prompt, parse_steps
+from mathse.grading import (
+    answers_match,
+    answers_match_column,
+    extract_answer,
+    extract_answers,
+    normalize,
+    normalize_expr,
+)
+from mathse.prompts import STEP_RE, orm_prompt, parse_steps
 
 log = logging.getLogger(__name__)
 JUDGE_NAME = "rule-orm-v1"
 STATUSES = ("CORRECT", "WRONG")
+# Text the column-wise wrong-step analysis handles (other text takes the per-row functions).
+_PLAIN_TEXT = r"^[\t\n\x0b\x0c\r\x20-\x7e]*$"
+_PRINTABLE = r"^[\x20-\x7e]*$"
 INVALID = "INVALID"
 VERDICT_SCHEMA = {
     "extracted": pl.String,
@@ -68,25 +77,15 @@ def find_error_step(steps: list[str], reference: list[str]) -> tuple[int, str]:
     return len(steps) + 1, "The steps are right but the stated final answer does not follow from them."
 
 
-def judge_path(
-    response: str, answer: str, reference_steps: list[str], precision: int | None = None
-) -> tuple[str | None, bool, Verdict]:
-    """Judge one path: (extracted answer, answer correct, verdict)."""
-    extracted = extract_answer(response)
-    correct = answers_match(extracted, answer, precision)
-    if correct:
-        return extracted, True, Verdict("CORRECT", None, "", "")
+def wrong_verdict(response: str, extracted: str | None, reference_steps: list[str]) -> Verdict:
+    """The verdict on a path whose answer is wrong: the first wrong step, why, and how to fix it."""
     if not reference_steps:
         analysis = (
             "The path gives no final answer."
             if extracted is None
             else f"The final answer {extracted} does not match the reference answer."
         )
-        return (
-            extracted,
-            False,
-            Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer."),
-        )
+        return Verdict("WRONG", None, analysis, "Recheck the reasoning and the final answer.")
     step, analysis = find_error_step(parse_steps(response), reference_steps)
     if extracted is None:
         analysis += " The path gives no final answer."
@@ -95,37 +94,219 @@ def judge_path(
         if step > 1
         else ("Read the values from the image again and redo the reasoning from step 1.")
     )
-    return extracted, False, Verdict("WRONG", step, analysis, suggestion)
+    return Verdict("WRONG", step, analysis, suggestion)
 
 
-def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
-    """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns."""
+def judge_path(
+    response: str, answer: str, reference_steps: list[str], precision: int | None = None
+) -> tuple[str | None, bool, Verdict]:
+    """Judge one path: (extracted answer, answer correct, verdict). The reference for `judge_table`."""
+    extracted = extract_answer(response)
+    if answers_match(extracted, answer, precision):
+        return extracted, True, CORRECT_VERDICT
+    return extracted, False, wrong_verdict(response, extracted, reference_steps)
+
+
+CORRECT_VERDICT = Verdict("CORRECT", None, "", "")
+
+
+def _verdict_row(extracted: str | None, correct: bool, v: Verdict) -> dict:
+    return {
+        "extracted": extracted,
+        "answer_correct": correct,
+        "status": v.status,
+        "error_step": v.error_step,
+        "error_analysis": v.error_analysis,
+        "improvement_suggestion": v.improvement_suggestion,
+        "judge": JUDGE_NAME,
+        "judgment_json": v.to_json(),
+    }
+
+
+def judge_table_per_row(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
+    """`judge_table` one row at a time through `judge_path`: the oracle in tests, the baseline in benchmarks."""
     ref = {
         r["problem_id"]: r
         for r in problems.select("problem_id", "answer", "precision", "solution_steps").iter_rows(named=True)
     }
     out = []
-    bar = Progress(paths.height, "judge", "paths", log)
     for pid, response in paths.select("problem_id", "response").iter_rows():
         if pid not in ref:
             raise KeyError(f"path for unknown problem_id {pid!r}")
         p = ref[pid]
-        extracted, correct, v = judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"])
-        out.append(
-            {
-                "extracted": extracted,
-                "answer_correct": correct,
-                "status": v.status,
-                "error_step": v.error_step,
-                "error_analysis": v.error_analysis,
-                "improvement_suggestion": v.improvement_suggestion,
-                "judge": JUDGE_NAME,
-                "judgment_json": v.to_json(),
-            }
-        )
-        bar.update()
-    bar.close()
+        out.append(_verdict_row(*judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"])))
     return pl.DataFrame(out, schema=VERDICT_SCHEMA)
+
+
+def _verdicts_in_python(wrong: pl.DataFrame, steps: dict) -> pl.DataFrame:
+    verdicts = [wrong_verdict(r, extracted, steps.get(pid) or []) for pid, r, extracted in wrong.iter_rows()]
+    return wrong.select("problem_id", "response").with_columns(
+        error_step=pl.Series([v.error_step for v in verdicts], dtype=pl.Int64),
+        error_analysis=pl.Series([v.error_analysis for v in verdicts], dtype=pl.String),
+        improvement_suggestion=pl.Series([v.improvement_suggestion for v in verdicts], dtype=pl.String),
+        judgment_json=pl.Series([v.to_json() for v in verdicts], dtype=pl.String),
+    )
+
+
+def _json_string(text: pl.Expr) -> pl.Expr:
+    """json.dumps of printable ASCII text (callers check that it is)."""
+    return (
+        pl.lit('"')
+        + text.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+        + pl.lit('"')
+    )
+
+
+def wrong_verdicts(wrong: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
+    """`wrong_verdict` on each row of `wrong` (problem_id, response, extracted), against `steps`
+    (problem_id, solution_steps): the WRONG verdict columns, keyed by (problem_id, response).
+
+    Column-wise for printable ASCII text (steps parsed, normalised and compared to the reference trace as
+    polars expressions); other text goes through `wrong_verdict` itself.
+    """
+    plain_steps = steps.select(
+        "problem_id",
+        ref=pl.col("solution_steps").fill_null([]),
+        ref_plain=pl.col("solution_steps").fill_null([]).list.join("\n").str.contains(_PLAIN_TEXT),
+    )
+    w = wrong.join(plain_steps, on="problem_id", how="left", maintain_order="left").with_row_index("w")
+    plain = pl.col("response").str.contains(_PLAIN_TEXT) & pl.col("ref_plain")
+    other = w.filter(~plain)
+    w = w.filter(plain)
+    # steps of each path: lines as str.splitlines cuts ASCII text, then STEP_RE's text of each Step line
+    lines = w.select("w", line=pl.col("response").str.replace_all(r"\r\n|[\r\x0b\x0c]", "\n").str.split("\n"))
+    found = (
+        lines.explode("line")
+        .select("w", text=pl.col("line").str.extract("(?i)" + STEP_RE.pattern, 2))
+        .drop_nulls("text")
+        .with_columns(k=pl.int_range(pl.len()).over("w"))
+    )
+    n_steps = found.group_by("w").agg(n_steps=pl.len())
+    refs = (
+        w.filter(pl.col("ref").list.len() > 0)
+        .select("w", "ref")
+        .explode("ref")
+        .with_columns(k=pl.int_range(pl.len()).over("w"))
+    )
+    first_bad = (
+        refs.join(found, on=["w", "k"], how="left")
+        .filter(pl.col("text").is_null() | (normalize_expr(pl.col("text")) != normalize_expr(pl.col("ref"))))
+        .sort("w", "k")
+        .group_by("w", maintain_order=True)
+        .first()
+    )
+    n, k, n_ref = pl.col("n_steps"), pl.col("k"), pl.col("ref").list.len()
+    w = (
+        w.join(n_steps, on="w", how="left")
+        .with_columns(n_steps=pl.col("n_steps").fill_null(0), n_ref=n_ref)
+        .drop("ref")
+        .join(first_bad, on="w", how="left")
+    )
+    n_ref = pl.col("n_ref")
+    step = (
+        pl.when(n_ref == 0)
+        .then(None)
+        .when(n == 0)
+        .then(1)
+        .when(k.is_not_null())
+        .then(k + 1)
+        .when(n > n_ref)
+        .then(n_ref + 1)
+        .otherwise(n + 1)
+        .cast(pl.Int64)
+    )
+    no_answer = pl.col("extracted").is_null()
+    analysis = (
+        pl.when(n_ref == 0)
+        .then(
+            pl.when(no_answer)
+            .then(pl.lit("The path gives no final answer."))
+            .otherwise(pl.format("The final answer {} does not match the reference answer.", "extracted"))
+        )
+        .otherwise(
+            pl.when(n == 0)
+            .then(pl.lit("The response has no numbered reasoning steps."))
+            .when(k.is_not_null() & pl.col("text").is_null())
+            .then(pl.format("The path stops after step {}; step {} should establish: {}", k, k + 1, "ref"))
+            .when(k.is_not_null())
+            .then(pl.format("Step {} states '{}', but it should be '{}'.", k + 1, "text", "ref"))
+            .when(n > n_ref)
+            .then(pl.format("Step {} goes beyond the solution and is not needed.", n_ref + 1))
+            .otherwise(pl.lit("The steps are right but the stated final answer does not follow from them."))
+            + pl.when(no_answer).then(pl.lit(" The path gives no final answer.")).otherwise(pl.lit(""))
+        )
+    )
+    suggestion = (
+        pl.when(n_ref == 0)
+        .then(pl.lit("Recheck the reasoning and the final answer."))
+        .when(pl.col("error_step") > 1)
+        .then(
+            pl.format("Keep steps 1 to {} and redo the reasoning from step {}.", pl.col("error_step") - 1, "error_step")
+        )
+        .otherwise(pl.lit("Read the values from the image again and redo the reasoning from step 1."))
+    )
+    w = w.with_columns(error_step=step, error_analysis=analysis).with_columns(improvement_suggestion=suggestion)
+    w = w.with_columns(
+        judgment_json=pl.lit('{"status": "WRONG", "error_step": ')
+        + pl.col("error_step").cast(pl.String).fill_null("null")
+        + pl.lit(', "error_analysis": ')
+        + _json_string(pl.col("error_analysis"))
+        + pl.lit(', "improvement_suggestion": ')
+        + _json_string(pl.col("improvement_suggestion"))
+        + pl.lit("}")
+    )
+    cols = ["problem_id", "response", "error_step", "error_analysis", "improvement_suggestion", "judgment_json"]
+    # json.dumps escapes control characters (a tab inside a step) and non-ASCII: left to Python
+    escaped = w.filter(~pl.col("error_analysis").str.contains(_PRINTABLE))
+    parts = [w.filter(pl.col("error_analysis").str.contains(_PRINTABLE)).select(cols)]
+    if other.height or escaped.height:
+        ref = dict(steps.iter_rows())
+        parts.append(_verdicts_in_python(pl.concat([other.select(wrong.columns), escaped.select(wrong.columns)]), ref))
+    return pl.concat(parts)
+
+
+def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
+    """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns.
+
+    The same verdicts as `judge_path` row by row, computed column-wise so a million paths take seconds:
+    the answer check is `grading.answers_match_column` (polars expressions, math-verify only on distinct
+    unsettled pairs), and the wrong-step analysis runs once per distinct wrong (problem_id, response).
+    """
+    problems = problems.select("problem_id", "answer", "precision", "solution_steps").unique(
+        "problem_id", keep="last", maintain_order=True
+    )
+    unknown = paths.select("problem_id").join(problems, on="problem_id", how="anti")
+    if unknown.height:
+        raise KeyError(f"path for unknown problem_id {unknown['problem_id'][0]!r}")
+    rows = paths.select("problem_id", "response").join(
+        problems.select("problem_id", "answer", "precision"), on="problem_id", how="left", maintain_order="left"
+    )
+    rows = rows.with_columns(extracted=extract_answers(rows["response"]))
+    rows = rows.with_columns(answer_correct=answers_match_column(rows))
+    wrong = (
+        rows.filter(~pl.col("answer_correct"))
+        .select("problem_id", "response", "extracted")
+        .unique(["problem_id", "response"], maintain_order=True)
+    )
+    wrong = wrong_verdicts(wrong, problems.select("problem_id", "solution_steps"))
+    correct = pl.col("answer_correct")
+    return (
+        rows.lazy()
+        .select("problem_id", "response", "extracted", "answer_correct")
+        .join(wrong.lazy(), on=["problem_id", "response"], how="left", maintain_order="left")
+        .select(
+            "extracted",
+            "answer_correct",
+            status=pl.when(correct).then(pl.lit("CORRECT")).otherwise(pl.lit("WRONG")),
+            error_step=pl.when(correct).then(None).otherwise("error_step"),
+            error_analysis=pl.when(correct).then(pl.lit("")).otherwise("error_analysis"),
+            improvement_suggestion=pl.when(correct).then(pl.lit("")).otherwise("improvement_suggestion"),
+            judge=pl.lit(JUDGE_NAME),
+            judgment_json=pl.when(correct).then(pl.lit(CORRECT_VERDICT.to_json())).otherwise("judgment_json"),
+        )
+        .collect()
+        .cast(VERDICT_SCHEMA)
+    )
 
 
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)

@@ -11,7 +11,7 @@ import re
 
 import polars as pl
 
-from mathse.artifacts import read_table, write_table, write_text_atomic
+from mathse.artifacts import read_table, scan_table, write_table, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ def summarize(
     table_path: str,
     quarantine_path: str | None = None,
 ) -> pl.DataFrame:
-    scores = pl.concat([read_table(p, "score") for p in score_paths])
+    # Only the columns the table needs are read (score tables carry every response).
+    scores = pl.concat([scan_table(p, "score").select("suite", "stage", "correct") for p in score_paths]).collect()
     sizes = {stage: pl.scan_parquet(p).select(pl.len()).collect().item() for stage, p in train_paths.items()}
     suite_order = {s: i for i, s in enumerate(scores["suite"].unique(maintain_order=True))}
     summary = (
