@@ -19,12 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 MAX_NEW_TOKENS = 24
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(
-        not VENV_PYTHON.exists(), reason="no .venv-vllm here (`bash scripts/setup_vllm_cpu.sh` builds it)"
-    ),
-]
+needs_vllm_venv = pytest.mark.skipif(
+    not VENV_PYTHON.exists(), reason="no .venv-vllm here (`bash scripts/setup_vllm_cpu.sh` builds it)"
+)
 
 PROBLEMS = [
     {"problem_id": f"t{i}", "question": q, "images": []}
@@ -88,6 +85,26 @@ def make_adapter(base: Path, out_dir: Path) -> None:
     get_peft_model(model, lora).save_pretrained(out_dir)
 
 
+def test_vllm_backend_without_vllm_fails_early_naming_the_environment(tmp_path):
+    """In an environment without vLLM (like .venv) a vllm rollout stops before loading anything."""
+    import polars as pl
+
+    from mathse.config import ModelConfig, VllmConfig
+    from mathse.rollout import sharded_paths
+
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vllm is importable here")
+    except ImportError:
+        pass
+    problems = pl.DataFrame(PROBLEMS)
+    with pytest.raises(RuntimeError, match=r"cannot import vllm.*envs/vllm\.yaml.*setup_vllm_cpu\.sh"):
+        sharded_paths(problems, None, str(tmp_path / "out.parquet"), ModelConfig(path=str(tmp_path)), 2, "key",
+                      "rollout", options=lambda shard: {}, vllm_cfg=VllmConfig())  # fmt: skip
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("vllm_models")
@@ -149,6 +166,8 @@ def base_run(models, tmp_path_factory):
     return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs)
 
 
+@pytest.mark.vllm
+@needs_vllm_venv
 def test_vllm_greedy_matches_transformers_token_for_token(models, base_run):
     from transformers import AutoTokenizer
 
@@ -170,6 +189,8 @@ def test_vllm_greedy_matches_transformers_token_for_token(models, base_run):
         assert row["response"] == tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
+@pytest.mark.vllm
+@needs_vllm_venv
 def test_vllm_sampling_gives_n_paths_per_problem_reproducibly(base_run):
     runs = base_run["runs"]
     sample = runs["sample"]
@@ -184,6 +205,8 @@ def test_vllm_sampling_gives_n_paths_per_problem_reproducibly(base_run):
         assert len({r["response"] for r in sample if r["problem_id"] == p["problem_id"]}) > 1
 
 
+@pytest.mark.vllm
+@needs_vllm_venv
 def test_vllm_serves_a_lora_adapter_like_the_merged_model(models, base_run, tmp_path):
     out = run_vllm(tmp_path, models / "base", models / "adapter", {"greedy": GREEDY}, lora="adapter")
     assert out["lora"] and out["model_path"] == str(models / "base")
@@ -192,6 +215,8 @@ def test_vllm_serves_a_lora_adapter_like_the_merged_model(models, base_run, tmp_
     assert out["greedy_ids"] != base_run["greedy_ids"]  # the adapter is applied, not ignored
 
 
+@pytest.mark.vllm
+@needs_vllm_venv
 def test_vllm_merge_mode_writes_merged_weights_once(models, base_run, tmp_path):
     out = run_vllm(tmp_path, models / "base", models / "adapter", {"greedy": GREEDY}, lora="merge")
     merged = Path(out["model_path"])
