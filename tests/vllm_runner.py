@@ -20,6 +20,15 @@ def main(spec_path: str, out_path: str) -> None:
 
     with open(spec_path) as f:
         spec = json.load(f)
+    if "rollout" in spec:  # the rollout rule's code path instead: run_rollout with backend vllm
+        from mathse.config import ModelConfig, RolloutConfig
+        from mathse.rollout import run_rollout
+
+        r = spec["rollout"]
+        run_rollout(r["problems_path"], spec.get("weights"), r["out_path"],
+                    ModelConfig(path=spec["base"], make_tiny=False), RolloutConfig(**r["cfg"]),
+                    round_idx=1, seed=0, vllm_cfg=VllmConfig(**spec["vllm"]))  # fmt: skip
+        return
     engine = load_engine(spec["base"], spec.get("weights"), "float32", VllmConfig(**spec["vllm"]), seed=0)
     processor = load_processor(spec["base"])
     problems = spec["problems"]
