@@ -35,6 +35,12 @@ PROBLEMS = [
     )
 ]
 
+# Items with a ready-made `prompt` (as the model ORM sends them): asked as is, not through the solver prompt.
+JUDGE_ITEMS = [
+    {"problem_id": f"t{i}#0", "question": p["question"], "images": [], "prompt": f"Judge: {p['question']} 7"}
+    for i, p in enumerate(PROBLEMS)
+]
+
 
 def make_text_model(out_dir: Path) -> None:
     """A tiny random Qwen2ForCausalLM with the project's locally trained tokenizer and chat template."""
@@ -141,6 +147,7 @@ def run_vllm(tmp: Path, base: Path, weights: Path | None, runs: dict, rollout: d
         "weights": str(weights) if weights else None,
         "vllm": {"max_model_len": 256, "enforce_eager": True, **vllm},
         "problems": PROBLEMS,
+        "judge_items": JUDGE_ITEMS,
         "runs": runs,
         "max_new_tokens": MAX_NEW_TOKENS,
     }
@@ -163,6 +170,7 @@ def base_run(models, tmp_path_factory):
         "sample": {**SAMPLE, "seed_key": [0, 1, 3, 0]},
         "sample_again": {**SAMPLE, "seed_key": [0, 1, 3, 0]},
         "sample_other_seed": {**SAMPLE, "seed_key": [0, 2, 3, 0]},
+        "judge": {**GREEDY, "problems": "judge_items"},
     }
     return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs)
 
@@ -188,6 +196,23 @@ def test_vllm_greedy_matches_transformers_token_for_token(models, base_run):
         assert row["num_tokens"] == len(ids)
         assert row["finished"] == (ids[-1] == eos)
         assert row["response"] == tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+@pytest.mark.vllm
+@needs_vllm_venv
+def test_vllm_asks_a_ready_made_prompt_as_is_like_the_orm(models, base_run):
+    from transformers import AutoTokenizer
+
+    from mathse.modeling import chat_text
+
+    tokenizer = AutoTokenizer.from_pretrained(models / "base")
+    prompts = [tokenizer(chat_text(tokenizer, it["prompt"], 0))["input_ids"] for it in JUDGE_ITEMS]
+    reference = hf_greedy(models / "base", prompts)
+    rows = base_run["runs"]["judge"]
+    assert [r["problem_id"] for r in rows] == [it["problem_id"] for it in JUDGE_ITEMS]
+    expected = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in reference]
+    assert [r["response"] for r in rows] == expected
+    assert [r["response"] for r in rows] != [r["response"] for r in base_run["runs"]["greedy"]]
 
 
 @pytest.mark.vllm

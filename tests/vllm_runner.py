@@ -35,7 +35,8 @@ def main(spec_path: str, out_path: str) -> None:
     out = {"model_path": engine.model_path, "lora": engine.lora is not None, "runs": {}}
     for name, options in spec["runs"].items():
         options["seed_key"] = tuple(options.get("seed_key", (0,)))
-        out["runs"][name] = generate_paths(engine, processor, problems, **options)
+        items = spec[options.pop("problems", "problems")]
+        out["runs"][name] = generate_paths(engine, processor, items, **options)
     texts = [prompt_text(processor, p["question"], 0, "v1") for p in problems]
     greedy = SamplingParams(temperature=0.0, max_tokens=spec["max_new_tokens"])
     results = engine.llm.generate(texts, greedy, lora_request=engine.lora, use_tqdm=False)

@@ -171,6 +171,7 @@ def generate_paths(
     from vllm import SamplingParams
 
     del batch_size
+    tokenizer = getattr(processor, "tokenizer", processor)  # a VLM's processor, or a text model's tokenizer
     requests, params = [], []
     for i, p in enumerate(problems):
         n_images = len(p["images"])
@@ -189,7 +190,7 @@ def generate_paths(
                 n=num_samples,
                 max_tokens=max_new_tokens,
                 seed=derive_seed(*seed_key, i),
-                skip_special_tokens=True,
+                detokenize=False,  # decoded below as the hf backend does (vLLM's text drops a cut UTF-8 tail)
                 **sampling,
             )
         )
@@ -206,7 +207,7 @@ def generate_paths(
                 {
                     "problem_id": p["problem_id"],
                     "sample_idx": completion.index,
-                    "response": completion.text.strip(),
+                    "response": tokenizer.decode(completion.token_ids, skip_special_tokens=True).strip(),
                     "num_tokens": n,
                     # "stop": an end-of-sequence token (as the hf backend's `finished`); "length": max_tokens.
                     "finished": completion.finish_reason == "stop",
