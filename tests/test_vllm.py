@@ -243,7 +243,7 @@ def test_vllm_serves_a_lora_adapter_like_the_merged_model(models, base_run, tmp_
 
 @pytest.mark.vllm
 @needs_vllm_venv
-def test_vllm_merge_mode_writes_merged_weights_once(models, base_run, tmp_path):
+def test_vllm_merge_mode_serves_the_merged_adapter(models, base_run, tmp_path):
     out = run_vllm(tmp_path, models / "base", models / "adapter", {"greedy": GREEDY}, lora="merge")
     merged = Path(out["model_path"])
     assert not out["lora"] and merged == Path(f"{models / 'adapter'}_merged")
@@ -275,6 +275,35 @@ def test_rollout_rule_code_with_the_vllm_backend_writes_the_rollout_artifact(mod
         (pid, k) for pid in problems["problem_id"] for k in range(2)
     ]
     assert out["round"].unique().to_list() == [1] and out["num_tokens"].min() >= 1
+
+
+def test_merged_weights_are_written_once_and_rebuilt_for_a_newer_adapter(models, tmp_path):
+    """`vllm.lora: merge` without vLLM: the merged folder equals peft's merge and is reused until retrained."""
+    import shutil
+
+    from mathse.vllm_backend import merged_weights
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(models / "adapter", adapter)
+    merged = Path(merged_weights(str(models / "base"), str(adapter), "float32"))
+    assert merged == tmp_path / "adapter_merged" and (merged / "tokenizer.json").exists()
+    stamp = (merged / "mathse_merged_from.json").stat().st_mtime_ns
+    prompt = [[1, 2, 3, 4]]
+    assert hf_greedy(merged, prompt) == hf_greedy(models / "base", prompt, adapter=adapter)
+    assert not any(p.name.startswith("adapter_merged.tmp") for p in tmp_path.iterdir())
+    assert merged_weights(str(models / "base"), str(adapter), "float32") == str(merged)
+    assert (merged / "mathse_merged_from.json").stat().st_mtime_ns == stamp  # reused, not rewritten
+    os.utime(adapter / "adapter_model.safetensors")  # a retrained round
+    merged_weights(str(models / "base"), str(adapter), "float32")
+    assert (merged / "mathse_merged_from.json").stat().st_mtime_ns > stamp
+
+
+@pytest.mark.parametrize(("r", "rank"), [(1, 1), (4, 8), (8, 8), (9, 16), (64, 64), (300, 320)])
+def test_lora_rank_rounds_up_to_a_rank_vllm_accepts(tmp_path, r, rank):
+    from mathse.vllm_backend import lora_rank
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": r}))
+    assert lora_rank(str(tmp_path)) == rank
 
 
 @pytest.fixture(scope="module")

@@ -94,9 +94,12 @@ def merged_weights(base_path: str, adapter: str, dtype: str) -> str:
     model.save_pretrained(tmp)
     load_processor(base_path).save_pretrained(tmp)
     (tmp / stamp.name).write_text(json.dumps({"base": base_path, "adapter": str(adapter)}) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    if out.exists():  # stale: made from an older adapter
+        shutil.rmtree(out, ignore_errors=True)
+    try:
+        tmp.rename(out)
+    except OSError:  # a concurrent job (rollout and evaluate of one round) renamed the same merge there first
+        shutil.rmtree(tmp, ignore_errors=True)
     log.info("merged LoRA adapter %s into %s", adapter, out)
     return str(out)
 
