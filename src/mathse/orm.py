@@ -325,7 +325,8 @@ def run_judge(
         from mathse.api import write_cost
 
         model = (cfg.openai.model if cfg.transport == "openai" else cfg.name) if cfg.backend == "model" else "rule"
-        backend = f"model:{cfg.transport}" if cfg.backend == "model" else "rule"
+        engine = cfg.hf.backend if cfg.transport == "hf" else cfg.transport  # hf transport: transformers or vLLM
+        backend = f"model:{engine}" if cfg.backend == "model" else "rule"
         endpoint = client.public_url if client else ""
         write_cost(
             client.usage if client else None,
