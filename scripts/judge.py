@@ -1,7 +1,7 @@
 """Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet, the judge's
 agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
-from mathse.config import OrmConfig
+from mathse.config import OrmConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.orm import run_judge
 
@@ -24,6 +24,7 @@ def main(smk) -> None:
         round_idx=int(smk.wildcards.round),
         stats_path=smk.output.stats,
         cost_path=smk.output.cost,
+        vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
     )
 
 

@@ -1,7 +1,7 @@
 """Rule rollout (or rollout_part): round r-1's model samples k paths per remaining problem ->
 results/round_{r}/rollouts.parquet (a part: every n-th shard -> rollouts.part{p}.parquet)."""
 
-from mathse.config import ModelConfig, RolloutConfig
+from mathse.config import ModelConfig, RolloutConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
 from mathse.rollout import run_rollout
@@ -19,6 +19,7 @@ def main(smk) -> None:
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
         part=(int(smk.wildcards.part), smk.params.parts) if "part" in smk.wildcards.keys() else (0, 1),
+        vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
     )
 
 

@@ -82,6 +82,13 @@ def test_reflection_schedule_shapes_the_dag(tmp_path, schedule, reflects):
     assert jobs.get("reflect", 0) == reflects
 
 
+def test_vllm_backend_plans_the_same_dag(tmp_path):
+    """rollout/eval/ORM on vLLM: the same jobs (their conda env is envs/vllm.yaml, see common.smk)."""
+    write_config(tmp_path, rollout__backend="vllm", eval__backend="vllm", vllm__tensor_parallel_size=2)
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
+    assert jobs["rollout"] == 2 and jobs["evaluate"] == 4
+
+
 def test_invalid_config_fails_before_any_job(tmp_path):
     write_config(tmp_path, train__method="qlora")
     proc = snakemake(tmp_path, "--cores", "2", check=False)

@@ -190,8 +190,36 @@ class TeacherConfig(Section):
     )
 
 
+class VllmConfig(Section):
+    """Engine settings of the `vllm` generation backend (rollout.backend, eval.backend, orm.hf.backend)."""
+
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm.LLM tensor_parallel_size: GPUs per engine.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vllm.LLM gpu_memory_utilization: share of each GPU's memory vLLM may take."
+    )
+    max_model_len: int | None = Field(
+        None, ge=1, description="vllm.LLM max_model_len: longest prompt + output in tokens (None: the model's)."
+    )
+    enforce_eager: bool = Field(
+        False, description="vllm.LLM enforce_eager: no CUDA graphs (faster start, slower decoding)."
+    )
+    max_images_per_prompt: int = Field(
+        4, ge=1, description="vllm.LLM limit_mm_per_prompt['image'] for multimodal models: most images one problem has."
+    )
+    lora: Literal["adapter", "merge"] = Field(
+        "adapter",
+        description="A round's peft LoRA adapter is served through vLLM's LoRA support over the base model "
+        "(`adapter`: enable_lora, max_lora_rank from adapter_config.json) or merged once into full weights "
+        "written next to the adapter ({adapter}_merged/) and loaded as a plain model (`merge`).",
+    )
+
+
 class RolloutConfig(Section):
-    backend: Literal["hf"] = Field("hf", description="Generation backend: `hf` is batched transformers generate.")
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Generation backend: `hf` is batched transformers generate; `vllm` is vLLM's offline engine "
+        "(settings in the `vllm` section; needs the vllm environment, envs/vllm.yaml).",
+    )
     num_samples: int = Field(4, ge=1, description="Sampled reasoning paths k per remaining problem.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling top_p.")
@@ -328,7 +356,10 @@ class OrmHfConfig(Section):
     torch_dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Weights dtype for loading (from_pretrained's dtype)."
     )
-    batch_size: int = Field(16, ge=1, description="Paths per greedy generate call.")
+    batch_size: int = Field(16, ge=1, description="Paths per greedy generate call (hf backend).")
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="Engine of the local ORM: transformers (`hf`) or vLLM (`vllm`, settings in `vllm`)."
+    )
 
 
 class OrmConfig(Section):
@@ -384,6 +415,9 @@ class ExtractorConfig(Section):
 
 
 class EvalConfig(Section):
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="Generation backend for greedy evaluation: `hf` or `vllm` (as rollout.backend)."
+    )
     suites: list[str] = Field(
         default_factory=lambda: ["synthetic"],
         min_length=1,
@@ -416,6 +450,9 @@ class Config(Section):
     assemble: AssembleConfig = Field(default_factory=AssembleConfig, description="Growing the training set.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Benchmark evaluation.")
+    vllm: VllmConfig = Field(
+        default_factory=VllmConfig, description="The vLLM engine, for the rules whose backend is `vllm`."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Config:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import polars as pl
 
 from mathse.artifacts import read_table, write_table
-from mathse.config import OrmConfig
+from mathse.config import OrmConfig, VllmConfig
 from mathse.grading import (
     answers_match,
     answers_match_column,
@@ -376,11 +376,20 @@ def model_judge_name(cfg: OrmConfig, backbone: str | None) -> str:
     if cfg.transport == "openai":
         return f"{cfg.name} (openai:{cfg.openai.model})"
     weights = f"+{cfg.hf.weights}" if cfg.hf.weights else ""
-    return f"{cfg.name} (hf:{cfg.hf.path or backbone}{weights})"
+    return f"{cfg.name} ({cfg.hf.backend}:{cfg.hf.path or backbone}{weights})"
 
 
-def model_judge_table(paths: pl.DataFrame, problems: pl.DataFrame, cfg: OrmConfig, backbone: str | None = None):
-    """A model ORM's verdict on every row of `paths`: (verdict columns, ChatClient or None)."""
+def model_judge_table(
+    paths: pl.DataFrame,
+    problems: pl.DataFrame,
+    cfg: OrmConfig,
+    backbone: str | None = None,
+    vllm_cfg: VllmConfig | None = None,
+):
+    """A model ORM's verdict on every row of `paths`: (verdict columns, ChatClient or None).
+
+    `vllm_cfg`: engine settings when orm.hf.backend is vllm (defaults if None).
+    """
     ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
     items = []
     for i, (pid, response) in enumerate(paths.select("problem_id", "response").iter_rows()):
@@ -399,14 +408,21 @@ def model_judge_table(paths: pl.DataFrame, problems: pl.DataFrame, cfg: OrmConfi
         bodies = [client.body(it["prompt"], it["images"]) for it in items]
         raws = [c.text for c in client.complete_all(bodies, desc="judge")]
     else:
-        from mathse.generation import generate_paths
-        from mathse.modeling import load_model, load_processor
+        from mathse.modeling import load_processor
 
         path = cfg.hf.path or backbone
         if path is None:
             raise ValueError("orm.hf.path is unset and no backbone model.path was given")
         processor = load_processor(path)
-        model = load_model(path, cfg.hf.weights, cfg.hf.torch_dtype, trainable=False)
+        if cfg.hf.backend == "vllm":
+            from mathse.vllm_backend import generate_paths, load_engine
+
+            model = load_engine(path, cfg.hf.weights, cfg.hf.torch_dtype, vllm_cfg or VllmConfig())
+        else:
+            from mathse.generation import generate_paths
+            from mathse.modeling import load_model
+
+            model = load_model(path, cfg.hf.weights, cfg.hf.torch_dtype, trainable=False)
         out = generate_paths(
             model,
             processor,
@@ -457,6 +473,7 @@ def run_judge(
     round_idx: int | None = None,
     stats_path: str | None = None,
     cost_path: str | None = None,
+    vllm_cfg: VllmConfig | None = None,
 ) -> pl.DataFrame:
     """The judge rule: an ORM verdict for every sampled path of the round, and the judge's agreement."""
     cfg = cfg or OrmConfig()
@@ -464,7 +481,7 @@ def run_judge(
     problems = read_table(problems_path, "problem")
     client = None
     if cfg.backend == "model":
-        verdicts, client = model_judge_table(rollouts, problems, cfg, backbone)
+        verdicts, client = model_judge_table(rollouts, problems, cfg, backbone, vllm_cfg)
     else:
         verdicts = judge_table(rollouts, problems)
     judged = pl.concat([rollouts.drop("num_tokens", "finished", "temperature", "top_p"), verdicts], how="horizontal")
@@ -489,7 +506,8 @@ def run_judge(
         from mathse.api import write_cost
 
         model = (cfg.openai.model if cfg.transport == "openai" else cfg.name) if cfg.backend == "model" else "rule"
-        backend = f"model:{cfg.transport}" if cfg.backend == "model" else "rule"
+        engine = cfg.hf.backend if cfg.transport == "hf" else cfg.transport  # hf transport: transformers or vLLM
+        backend = f"model:{engine}" if cfg.backend == "model" else "rule"
         endpoint = client.public_url if client else ""
         write_cost(
             client.usage if client else None,

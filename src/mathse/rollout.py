@@ -15,7 +15,7 @@ from functools import cache
 import polars as pl
 
 from mathse.artifacts import read_table, write_table
-from mathse.config import EvalConfig, ModelConfig, RolloutConfig
+from mathse.config import EvalConfig, ModelConfig, RolloutConfig, VllmConfig
 from mathse.extractor import make_extractor
 from mathse.generation import generate_paths
 from mathse.modeling import load_model, load_processor
@@ -34,16 +34,39 @@ PATH_SCHEMA = {
 
 
 class LazyModel:
-    """Loads the model on first use, so that a fully resumed job never pays for loading it."""
+    """Loads the model on first use, so that a fully resumed job never pays for loading it.
 
-    def __init__(self, model_cfg: ModelConfig, weights: str | None):
-        self.model_cfg, self.weights = model_cfg, weights
+    With `vllm_cfg` the model is a vLLM engine (mathse.vllm_backend) instead of a transformers model.
+    """
+
+    def __init__(self, model_cfg: ModelConfig, weights: str | None, vllm_cfg: VllmConfig | None = None):
+        self.model_cfg, self.weights, self.vllm_cfg = model_cfg, weights, vllm_cfg
 
     @cache  # noqa: B019 - one instance per job
     def get(self):
-        processor = load_processor(self.model_cfg.path, self.model_cfg.min_pixels, self.model_cfg.max_pixels)
-        model = load_model(self.model_cfg.path, self.weights, self.model_cfg.torch_dtype, trainable=False)
+        cfg = self.model_cfg
+        processor = load_processor(cfg.path, cfg.min_pixels, cfg.max_pixels)
+        if self.vllm_cfg is not None:
+            from mathse.vllm_backend import load_engine
+
+            engine = load_engine(cfg.path, self.weights, cfg.torch_dtype, self.vllm_cfg,
+                                 min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)  # fmt: skip
+            return engine, processor
+        model = load_model(cfg.path, self.weights, cfg.torch_dtype, trainable=False)
         return model, processor
+
+    def generate(self, problems: list[dict], **options) -> list[dict]:
+        model, processor = self.get()
+        if self.vllm_cfg is not None:
+            from mathse.vllm_backend import generate_paths as vllm_generate_paths
+
+            return vllm_generate_paths(model, processor, problems, **options)
+        return generate_paths(model, processor, problems, **options)
+
+
+def backend_settings(backend: str, vllm_cfg: VllmConfig | None) -> VllmConfig | None:
+    """The vLLM engine settings when `backend` is vllm (defaults if none were given), else None."""
+    return (vllm_cfg or VllmConfig()) if backend == "vllm" else None
 
 
 def sharded_paths(
@@ -55,17 +78,22 @@ def sharded_paths(
     key: str,
     name: str,
     options: Callable[[int], dict],
+    vllm_cfg: VllmConfig | None = None,
     part: tuple[int, int] = (0, 1),
 ) -> pl.DataFrame:
     """Generate paths for `problems` in resumable shards; `options(shard)` gives generate_paths' settings.
 
+    `vllm_cfg`: generate with the vllm backend (checked importable before any work) instead of transformers.
     `part` (p, n): only every n-th shard from p, for one of n jobs that split the work.
     """
-    lazy = LazyModel(model_cfg, weights)
+    if vllm_cfg is not None:
+        from mathse.vllm_backend import require_vllm
+
+        require_vllm()
+    lazy = LazyModel(model_cfg, weights, vllm_cfg)
 
     def work(shard: int, items) -> pl.DataFrame:
-        model, processor = lazy.get()
-        return pl.DataFrame(generate_paths(model, processor, list(items), **options(shard)), schema=PATH_SCHEMA)
+        return pl.DataFrame(lazy.generate(list(items), **options(shard)), schema=PATH_SCHEMA)
 
     items = problems.select("problem_id", "question", "images").to_dicts()
     paths = run_sharded(items, shard_size, out_path, key, work, name, part)
@@ -81,14 +109,18 @@ def run_rollout(
     *,
     round_idx: int,
     seed: int,
+    vllm_cfg: VllmConfig | None = None,
     part: tuple[int, int] = (0, 1),
 ) -> pl.DataFrame:
-    """k sampled paths per problem still in the pool (with `part` (p, n): those of every n-th shard from p)."""
+    """k sampled paths per problem still in the pool (`vllm_cfg`: the engine when cfg.backend is vllm; with
+    `part` (p, n): those of every n-th shard from p)."""
     problems = read_table(problems_path, "problem")
+    vllm_cfg = backend_settings(cfg.backend, vllm_cfg)
     settings = cfg.model_dump(exclude={"parallel_jobs"})
     key = fingerprint(
-        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), settings, seed, round_idx
-    )
+        path_digest(problems_path), path_digest(weights), model_cfg.model_dump(), settings, seed, round_idx,
+        *([vllm_cfg.model_dump()] if vllm_cfg else []),
+    )  # fmt: skip
     paths = sharded_paths(
         problems,
         weights,
@@ -109,6 +141,7 @@ def run_rollout(
             desc=f"rollout round {round_idx} shard {shard}",
             stop=cfg.stop,
         ),
+        vllm_cfg=vllm_cfg,
         part=part,
     )
     out = paths.with_columns(
@@ -151,11 +184,13 @@ def run_evaluate(
     seed: int,
     prompt_version: str,
     scoring: str = "mathse",
+    vllm_cfg: VllmConfig | None = None,
 ) -> pl.DataFrame:
     """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
     problems = read_table(suite_path, "problem")
+    vllm_cfg = backend_settings(cfg.backend, vllm_cfg)
     key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(),
-                      prompt_version)  # fmt: skip
+                      prompt_version, *([vllm_cfg.model_dump()] if vllm_cfg else []))  # fmt: skip
     paths = sharded_paths(
         problems,
         weights,
@@ -173,13 +208,14 @@ def run_evaluate(
             desc=f"evaluate {stage} {suite} shard {shard}",
             stop=cfg.stop,
         ),
+        vllm_cfg=vllm_cfg,
     )
     responses = paths["response"].to_list()
     out = score_table(problems, responses, scoring, make_extractor(cfg.answer_extractor)).with_columns(
         suite=pl.lit(suite),
         stage=pl.lit(stage),
         model=pl.lit(model_cfg.name),
-        backend=pl.lit("hf"),
+        backend=pl.lit(cfg.backend),
         prompt_version=pl.lit(prompt_version),
         seed=pl.lit(seed, pl.Int64),
     )

@@ -36,6 +36,8 @@ ORM_WEIGHTS = (
     if CFG.orm.trained and CFG.orm.backend == "model" and CFG.orm.transport == "hf"
     else None
 )
+# The engine of a local model judge (orm.hf.backend); "rule" for the rule ORM and the openai transport.
+JUDGE_ENGINE = CFG.orm.hf.backend if CFG.orm.backend == "model" and CFG.orm.transport == "hf" else "rule"
 STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
 
 if not CFG.model.make_tiny and not Path(MODEL).is_dir():
@@ -103,6 +105,16 @@ def orm_model(wildcards):
     if orm.backend != "model" or orm.transport != "hf":
         return []
     return [orm.hf.path or MODEL] + ([ORM_WEIGHTS] if ORM_WEIGHTS else [])
+
+
+def vllm_settings(backend):
+    """The vllm section for a rule whose backend is vllm, else None (so that it reruns nothing else)."""
+    return config["vllm"] if backend == "vllm" else None
+
+
+def generation_env(backend):
+    """The conda environment of a generating rule: vLLM's for the vllm backend (paths relative to rules/)."""
+    return "../../envs/vllm.yaml" if backend == "vllm" else "../../envs/mathse.yaml"
 
 
 def stage_weights(wildcards):

@@ -15,8 +15,9 @@ rule evaluate:
         prompt_version=config["rollout"]["prompt_version"],
         scoring=suite_scoring,
         seed=config["run"]["seed"],
+        vllm=vllm_settings(CFG.eval.backend),
     threads: 1
     conda:
-        "../../envs/mathse.yaml"
+        generation_env(CFG.eval.backend)
     script:
         "../../scripts/evaluate.py"

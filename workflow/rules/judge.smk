@@ -15,8 +15,9 @@ rule judge:
         orm=config["orm"],
         backbone=MODEL,
         orm_weights=ORM_WEIGHTS,
+        vllm=vllm_settings(JUDGE_ENGINE),
     threads: 1
     conda:
-        "../../envs/mathse.yaml"
+        generation_env(JUDGE_ENGINE)
     script:
         "../../scripts/judge.py"

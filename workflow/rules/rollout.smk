@@ -15,9 +15,10 @@ if CFG.rollout.parallel_jobs == 1:
             model=config["model"],
             rollout=config["rollout"],
             seed=config["run"]["seed"],
+            vllm=vllm_settings(CFG.rollout.backend),
         threads: 2
         conda:
-            "../../envs/mathse.yaml"
+            generation_env(CFG.rollout.backend)
         script:
             "../../scripts/rollout.py"
 
@@ -41,9 +42,10 @@ else:
             rollout=config["rollout"],
             seed=config["run"]["seed"],
             parts=CFG.rollout.parallel_jobs,
+            vllm=vllm_settings(CFG.rollout.backend),
         threads: 2
         conda:
-            "../../envs/mathse.yaml"
+            generation_env(CFG.rollout.backend)
         script:
             "../../scripts/rollout.py"
 
