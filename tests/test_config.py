@@ -43,7 +43,14 @@ def test_every_field_is_documented():
 
 
 @pytest.mark.parametrize(
-    "path", ["config/config.yaml", "tests/config_tiny.yaml", "config/defaults.yaml", "config/presets/qwen2-vl-7b.yaml"]
+    "path",
+    [
+        "config/config.yaml",
+        "tests/config_tiny.yaml",
+        "config/defaults.yaml",
+        "config/presets/qwen2-vl-7b.yaml",
+        "config/presets/internvl2_5-8b.yaml",
+    ],
 )
 def test_shipped_configs_are_valid(path):
     load_config_file(ROOT / path)

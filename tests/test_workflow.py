@@ -220,14 +220,18 @@ def test_forcerun_train_until_a_round_replans_only_up_to_it(finished_run):
     assert planned_jobs(proc) == {"train": 2, "rollout": 1, "judge": 1, "reflect": 1, "assemble": 1}
 
 
-def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path):
-    model = tmp_path / "Qwen2-VL-7B-Instruct"
+@pytest.mark.parametrize(
+    "preset, placeholder",
+    [("qwen2-vl-7b", "/path/to/Qwen2-VL-7B-Instruct"), ("internvl2_5-8b", "/path/to/InternVL2_5-8B-hf")],
+)
+def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path, preset, placeholder):
+    model = tmp_path / "checkpoint"
     model.mkdir()
     (model / "config.json").write_text("{}")
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(
-        (ROOT / "config/presets/qwen2-vl-7b.yaml").read_text().replace("/path/to/Qwen2-VL-7B-Instruct", str(model))
-    )
+    text = (ROOT / f"config/presets/{preset}.yaml").read_text()
+    assert placeholder in text
+    cfg.write_text(text.replace(placeholder, str(model)))
     proc = subprocess.run(
         [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(cfg), "--profile", str(ROOT / "profiles/slurm"),
          "-n"], cwd=ROOT, capture_output=True, text=True,
