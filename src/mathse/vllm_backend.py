@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,8 +166,11 @@ def generate_paths(
     prompt_version: str = "v1",
     seed_key: tuple[int, ...] = (0,),
     desc: str = "generate",
+    stop: Sequence[str] = (),
 ) -> list[dict]:
     """generation.generate_paths on vLLM: one row per (problem, sample), in problem order.
+
+    `stop`: vLLM's stop strings (matched on its detokenized text); the string is cut from the response.
 
     `batch_size` is accepted for the same signature and unused: vLLM schedules all requests itself.
     Greedy decoding (`do_sample=False`) is temperature 0; sampling uses temperature and top_p, no top_k.
@@ -193,7 +197,10 @@ def generate_paths(
                 n=num_samples,
                 max_tokens=max_new_tokens,
                 seed=derive_seed(*seed_key, i),
-                detokenize=False,  # decoded below as the hf backend does (vLLM's text drops a cut UTF-8 tail)
+                # Decoded below as the hf backend does (vLLM's text drops a cut UTF-8 tail); stop strings need
+                # vLLM's own detokenizer to be matched.
+                detokenize=bool(stop),
+                stop=list(stop) or None,
                 **sampling,
             )
         )
@@ -206,11 +213,15 @@ def generate_paths(
         for completion in sorted(out.outputs, key=lambda c: c.index):
             n = len(completion.token_ids)
             total_tokens += n
+            response = tokenizer.decode(completion.token_ids, skip_special_tokens=True)
+            hits = [response.find(x) for x in stop if x in response]
+            if hits:
+                response = response[: min(hits)]
             rows.append(
                 {
                     "problem_id": p["problem_id"],
                     "sample_idx": completion.index,
-                    "response": tokenizer.decode(completion.token_ids, skip_special_tokens=True).strip(),
+                    "response": response.strip(),
                     "num_tokens": n,
                     # "stop": an end-of-sequence token (as the hf backend's `finished`); "length": max_tokens.
                     "finished": completion.finish_reason == "stop",
