@@ -268,6 +268,22 @@ def benchmark_files(tmp_path_factory) -> dict[str, Path]:
 PLANTED_KEY_ENV = "MATHSE_TEST_API_KEY"
 
 
+def wait_for_server(proc: subprocess.Popen, base_url: str, log_path: Path, name: str, timeout: float) -> None:
+    """Until an OpenAI-compatible server answers GET /models; its log's tail if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{base_url}/models", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start in {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -295,18 +311,7 @@ def served_model(tiny_model_dir, planted_key, tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mathse.serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mathse.serve did not start in 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_server(proc, base_url, log_path, "mathse.serve", 120)
         yield base_url, "tiny-teacher", log_path
     finally:
         proc.terminate()

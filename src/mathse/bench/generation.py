@@ -15,23 +15,12 @@ from pathlib import Path
 
 import torch
 
+from mathse.bench import MID_SIZE
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.data import generate_split
 from mathse.generation import generate_paths
 from mathse.modeling import load_image, load_model, load_processor, prompt_text
 from mathse.tiny_model import make_tiny_model
-
-# A mid-size Qwen2-VL-architecture model (about 30M parameters), as the issue asks next to the tiny one.
-MID_SIZE = TinyModelConfig(
-    hidden_size=512,
-    intermediate_size=1536,
-    num_hidden_layers=8,
-    num_attention_heads=8,
-    num_key_value_heads=4,
-    vision_depth=4,
-    vision_embed_dim=256,
-    vision_num_heads=8,
-)
 
 
 @torch.inference_mode()

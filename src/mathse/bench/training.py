@@ -12,22 +12,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from mathse.bench import MID_SIZE
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.modeling import load_model, load_processor
 from mathse.packing import add_positions, pack, packed_attention
 from mathse.tiny_model import make_tiny_model
 from mathse.train import collate, encode_examples
 
-# A Qwen2-VL-architecture model of about 20M parameters, made locally like the tiny one.
-MID = TinyModelConfig(
-    hidden_size=512,
-    intermediate_size=1536,
-    num_hidden_layers=6,
-    num_attention_heads=8,
-    num_key_value_heads=4,
-    vision_embed_dim=128,
-)
-SHAPES = {"tiny": TinyModelConfig(), "mid": MID}
+SHAPES = {"tiny": TinyModelConfig(), "mid": MID_SIZE}
 
 
 def mixed_examples(processor, n: int, lengths: tuple[int, int], folder: Path, seed: int) -> list[dict]:
