@@ -30,6 +30,12 @@ def batches(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """The text before the first stop string (stripped), and whether one was there."""
+    hits = [text.find(x) for x in stop if x in text]
+    return (text[: min(hits)] if hits else text).strip(), bool(hits)
+
+
 @torch.inference_mode()
 def generate_paths(
     model,
@@ -97,13 +103,11 @@ def generate_paths(
                 if tok in eos_ids:
                     n, finished = pos + 1, True
                     break
-            response = tokenizer.decode(seq[:n], skip_special_tokens=True)
-            hits = [response.find(x) for x in stop if x in response]
-            if hits:
-                response, finished = response[: min(hits)], True
+            response, stopped = cut_at_stop(tokenizer.decode(seq[:n], skip_special_tokens=True), stop)
+            if stopped:
+                finished = True
                 while n and seq[n - 1] == pad_id:  # a sequence stopped by a stop string is padded after it
                     n -= 1
-            response = response.strip()
             rows.setdefault(i, []).append(
                 {
                     "problem_id": problems[i]["problem_id"],

@@ -189,7 +189,9 @@ def run_evaluate(
     """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
     problems = read_table(suite_path, "problem")
     vllm_cfg = backend_settings(cfg.backend, vllm_cfg)
-    key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), cfg.model_dump(),
+    # The answer extractor only scores: changing it reuses the generated shards.
+    settings = cfg.model_dump(exclude={"answer_extractor"})
+    key = fingerprint(path_digest(suite_path), path_digest(weights), model_cfg.model_dump(), settings,
                       prompt_version, *([vllm_cfg.model_dump()] if vllm_cfg else []))  # fmt: skip
     paths = sharded_paths(
         problems,

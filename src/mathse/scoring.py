@@ -489,7 +489,7 @@ def score_response(scoring: str, response: str, problem: dict) -> Verdict:
 _RESTATE = {"mathse": ANSWER_PREFIX + " {}.", "mathvista": 'The answer is "{}".'}
 LLM_RULE = "llm_extractor"
 
-# extractor(items) -> one answer (or None) per (problem, response) item; `.name` is recorded per row.
+# extractor(items) -> one answer (or None) per (problem, response) item; it has a `.name`, recorded per row.
 Extractor = Callable[[list[tuple[dict, str]]], list[str | None]]
 
 
@@ -517,7 +517,7 @@ def score_table(
             if answer:
                 verdicts[i], used[i] = score_extracted(scoring, answer, rows[i]), extractor.name
         log.info("answer extractor %s: %d of %d responses had no rule answer; %d extracted",
-                 getattr(extractor, "name", "?"), len(todo), len(rows), sum(u is not None for u in used))  # fmt: skip
+                 extractor.name, len(todo), len(rows), sum(u is not None for u in used))  # fmt: skip
     return pl.DataFrame(
         {
             "problem_id": problems["problem_id"],

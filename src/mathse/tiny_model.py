@@ -115,27 +115,11 @@ def _tiny_internvl(shape: TinyModelConfig, data: DataConfig, corpus: list[str]):
             image_size=side,
             patch_size=patch,
         ),
-        text_config=dict(
-            model_type="qwen2",
-            vocab_size=len(tokenizer),
-            hidden_size=shape.hidden_size,
-            intermediate_size=shape.intermediate_size,
-            num_hidden_layers=shape.num_hidden_layers,
-            num_attention_heads=shape.num_attention_heads,
-            num_key_value_heads=shape.num_key_value_heads,
-            max_position_embeddings=shape.max_position_embeddings,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.pad_token_id,
-        ),
+        text_config=decoder_config(shape, tokenizer, model_type="qwen2"),
         image_token_id=tokenizer.context_image_token_id,
         image_seq_length=seq_len,
     )
-    model = InternVLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.pad_token_id
-    return model, processor
+    return InternVLForConditionalGeneration(config), processor
 
 
 def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed: int) -> None:
@@ -170,18 +154,8 @@ def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed
     # mrope splits each head's rotary half-dimension over (time, height, width), as Qwen2-VL's [16, 24, 24].
     mrope = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
     config = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=shape.hidden_size,
-            intermediate_size=shape.intermediate_size,
-            num_hidden_layers=shape.num_hidden_layers,
-            num_attention_heads=shape.num_attention_heads,
-            num_key_value_heads=shape.num_key_value_heads,
-            max_position_embeddings=shape.max_position_embeddings,
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
+        text_config=decoder_config(
+            shape, tokenizer, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope}
         ),
         vision_config=dict(
             depth=shape.vision_depth,
@@ -196,14 +170,31 @@ def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed
         vision_end_token_id=ids["<|vision_end|>"],
     )
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.bos_token_id = ids["<|endoftext|>"]
-    _save(model, processor, out_dir, "Qwen2-VL")
+    _save(Qwen2VLForConditionalGeneration(config), processor, out_dir, "Qwen2-VL")
+
+
+def decoder_config(shape: TinyModelConfig, tokenizer, **extra) -> dict:
+    """The text decoder's settings: the shape, and <|im_end|> ends a turn, <|endoftext|> pads and begins."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        bos_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
 
 
 def _save(model, processor, out_dir: str, name: str) -> None:
+    tok = processor.tokenizer
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = tok.pad_token_id
     n_params = sum(p.numel() for p in model.parameters())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

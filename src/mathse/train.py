@@ -9,10 +9,14 @@ generation would produce it. A micro-batch is either right-padded (`collate`) or
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -270,12 +274,13 @@ def train(
             for j, idx in enumerate(mine):
                 batch = to_device(make_batch([examples[i] for i in idx], pad_id, cfg), device)
                 step_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
-                # Gradients are reduced across processes once, on the step's last pass.
-                sync = ddp.no_sync() if world > 1 and j < len(mine) - 1 else nullcontext()
-                with sync, torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    loss = ddp(**batch).loss / (accum * world)
-                    (loss * world).backward()  # DDP averages over the processes
-                step_loss += loss.item()
+                # Gradients are reduced across processes once, on the step's last pass; DDP averages them over
+                # the processes, so each scales by its own passes only.
+                with ddp.no_sync() if world > 1 and j < len(mine) - 1 else nullcontext():
+                    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        loss = ddp(**batch).loss / accum
+                    loss.backward()
+                step_loss += loss.item() / world
             if world > 1:
                 totals = torch.tensor([step_loss, step_tokens], dtype=torch.float64, device=device)
                 dist.all_reduce(totals)
@@ -349,16 +354,11 @@ def train_processes(cfg: TrainConfig) -> int:
 def launch(kwargs: dict, cfg: TrainConfig, log_path: str | None = None) -> dict:
     """The train rule: train() in this process, or in train.num_processes DDP processes (torch.distributed.run).
 
-    `kwargs` are train()'s arguments with `cfg` as a dict; process 0 appends to `log_path`.
+    `kwargs` are train()'s other arguments (JSON-serialisable); process 0 appends to `log_path`.
     """
     n = train_processes(cfg)
     if n == 1:
         return train(**kwargs, cfg=cfg)
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"kwargs": kwargs, "cfg": cfg.model_dump(mode="json"), "log": log_path}, f)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
@@ -375,8 +375,6 @@ def launch(kwargs: dict, cfg: TrainConfig, log_path: str | None = None) -> dict:
 
 def _worker(args_path: str) -> None:
     """One DDP process (`python -m mathse.train ARGS.json` under torch.distributed.run)."""
-    import json
-
     from mathse.logs import setup_logging
     from mathse.modeling import setup_torch
 
@@ -388,6 +386,4 @@ def _worker(args_path: str) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     _worker(sys.argv[1])

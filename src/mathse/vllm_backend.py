@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mathse.config import VllmConfig
-from mathse.generation import derive_seed
+from mathse.generation import cut_at_stop, derive_seed
 from mathse.modeling import chat_text, load_image, prompt_text
 
 log = logging.getLogger(__name__)
@@ -213,15 +213,12 @@ def generate_paths(
         for completion in sorted(out.outputs, key=lambda c: c.index):
             n = len(completion.token_ids)
             total_tokens += n
-            response = tokenizer.decode(completion.token_ids, skip_special_tokens=True)
-            hits = [response.find(x) for x in stop if x in response]
-            if hits:
-                response = response[: min(hits)]
+            response, _ = cut_at_stop(tokenizer.decode(completion.token_ids, skip_special_tokens=True), stop)
             rows.append(
                 {
                     "problem_id": p["problem_id"],
                     "sample_idx": completion.index,
-                    "response": response.strip(),
+                    "response": response,
                     "num_tokens": n,
                     # "stop": an end-of-sequence token (as the hf backend's `finished`); "length": max_tokens.
                     "finished": completion.finish_reason == "stop",

@@ -125,7 +125,6 @@ def bench_generation(
     tiny_prompts: int = 64, mid_prompts: int = 16, num_samples: int = 4, repeats: int = 1, mid: bool = True
 ) -> dict:
     """Both model sizes; the mid-size model gets fewer prompts, as its naive loop takes minutes."""
-    torch.set_num_threads(torch.get_num_threads())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         shapes = {"tiny": (TinyModelConfig(), tiny_prompts)}
