@@ -1,12 +1,18 @@
-"""Training in several DDP processes (torch.distributed.run, gloo on CPU) gives a single process's weights."""
+"""Training in several processes (torch.distributed.run, gloo on CPU), DDP or FSDP, gives a single process's weights."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
+import polars as pl
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_model import _train_table
+from test_model import _train_table, tiny_internvl_dir  # noqa: F401 (a fixture)
 
+from mathse.artifacts import read_table, write_table
 from mathse.config import TrainConfig
 from mathse.train import accumulation, launch
 
@@ -20,22 +26,38 @@ def test_accumulation_keeps_the_global_batch():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["full", "lora"])
-def test_two_processes_train_the_weights_of_one(method, tiny_model_dir, data_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("method", "distributed", "model"),
+    [
+        ("full", "ddp", "tiny_model_dir"),
+        ("lora", "ddp", "tiny_model_dir"),
+        ("full", "fsdp", "tiny_model_dir"),
+        ("lora", "fsdp", "tiny_model_dir"),
+        ("full", "fsdp", "tiny_internvl_dir"),  # tied embeddings: saved once, as a single process saves them
+    ],
+)
+def test_two_processes_train_the_weights_of_one(method, distributed, model, data_dir, tmp_path, request):
+    model_dir = request.getfixturevalue(model)
     _train_table(data_dir, tmp_path / "train.parquet")
+    # Some problems without images: a pass may skip the vision tower on one process and not on the other.
+    table = read_table(tmp_path / "train.parquet", "train")
+    text_only = pl.int_range(pl.len()) % 3 == 0
+    table = table.with_columns(images=pl.when(text_only).then(pl.lit([], pl.List(pl.String))).otherwise("images"))
+    write_table(table, tmp_path / "train.parquet", "train")
     weights = {}
     for n in (1, 2):
         cfg = TrainConfig(
             method=method, lr=1e-3, num_train_epochs=1, min_steps=4, max_steps=4, per_device_train_batch_size=2,
-            global_batch_size=4, num_processes=n, save_steps=0,
+            global_batch_size=4, num_processes=n, distributed=distributed, save_steps=0,
             lora={"lora_dropout": 0.0},  # dropout masks are drawn per process: equal weights need none
         )  # fmt: skip
         kwargs = dict(
-            train_path=str(tmp_path / "train.parquet"), base_path=str(tiny_model_dir), init_weights=None,
+            train_path=str(tmp_path / "train.parquet"), base_path=str(model_dir), init_weights=None,
             out_dir=str(tmp_path / f"out{n}"), round_idx=1, seed=0, prompt_version="v1",
         )  # fmt: skip
         info = launch(kwargs, cfg, str(tmp_path / f"train{n}.log"))
         assert info["processes"] == n and info["steps"] == 4
+        assert info["distributed"] == (distributed if n > 1 else "none")
         name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
         weights[n] = load_file(tmp_path / f"out{n}" / name)
     assert json.loads((tmp_path / "out2/mathse_train.json").read_text())["processes"] == 2
@@ -43,7 +65,43 @@ def test_two_processes_train_the_weights_of_one(method, tiny_model_dir, data_dir
     changed = 0
     for key, w in weights[1].items():
         torch.testing.assert_close(weights[2][key], w, rtol=1e-4, atol=1e-5)
-    base = load_file(tiny_model_dir / "model.safetensors") if method == "full" else None
+    base = load_file(model_dir / "model.safetensors") if method == "full" else None
     if base is not None:
         changed = sum(not torch.equal(base[k], weights[1][k]) for k in base if k in weights[1])
         assert changed > 0
+
+
+LAUNCH = """
+    from mathse.config import TrainConfig
+    from mathse.logs import setup_logging
+    from mathse.train import launch
+    setup_logging("{log}")
+    cfg = TrainConfig(lr=1e-3, num_train_epochs=1, min_steps=6, max_steps=6, save_steps=2,
+                      per_device_train_batch_size=2, global_batch_size=4, num_processes=2, distributed="fsdp")
+    launch(dict(train_path="{data}", base_path="{model}", init_weights=None, out_dir="{out}", round_idx=1, seed=0,
+                prompt_version="v1"), cfg, "{log}")
+"""
+
+
+@pytest.mark.slow
+def test_killed_fsdp_training_resumes_from_its_gathered_checkpoint(tiny_model_dir, data_dir, tmp_path):
+    """A 2-process FSDP job killed after a checkpoint resumes from it to the weights of an unbroken run."""
+    _train_table(data_dir, tmp_path / "train.parquet")
+    fmt = dict(data=tmp_path / "train.parquet", model=tiny_model_dir)
+    code = LAUNCH.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True, cwd=tmp_path)
+    assert "FSDP: 2 decoder layers" in (tmp_path / "a.log").read_text()
+    # torch.distributed.run puts its workers in their own process group: the failpoint kills process 0's,
+    # and the launcher reports the failure.
+    code = LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b1.log", **fmt)
+    env = {**os.environ, "MATHSE_FAILPOINT": "train_checkpoint@2"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, cwd=tmp_path, env=env)
+    assert proc.returncode != 0 and "failpoint train_checkpoint reached 2" in (tmp_path / "b1.log").read_text()
+    assert not (tmp_path / "b").exists() and (tmp_path / "b.ckpt/state.pt").exists()
+    code = LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b2.log", **fmt)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True, cwd=tmp_path)
+    assert "resumed from the checkpoint at step 4/6" in (tmp_path / "b2.log").read_text()
+    a, b = load_file(tmp_path / "a/model.safetensors"), load_file(tmp_path / "b/model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)

@@ -4,6 +4,8 @@ import json
 
 import polars as pl
 import pytest
+import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from mathse.artifacts import read_table, write_table
@@ -86,6 +88,17 @@ def _train_table(data_dir, path):
         prompt_version=pl.lit("v1"),
     )
     write_table(rows, path, "train")
+
+
+def test_train_torch_dtype_keeps_float32_master_weights_over_a_bfloat16_model(tiny_model_dir, data_dir, tmp_path):
+    _train_table(data_dir, tmp_path / "train.parquet")
+    for train_dtype, expected in ((None, torch.bfloat16), ("float32", torch.float32)):
+        cfg = TrainConfig(min_steps=1, max_steps=1, per_device_train_batch_size=2, torch_dtype=train_dtype)
+        out = tmp_path / f"out_{train_dtype}"
+        train(str(tmp_path / "train.parquet"), str(tiny_model_dir), None, str(out), cfg, round_idx=0, seed=0,
+              prompt_version="v1", dtype="bfloat16")  # fmt: skip
+        weights = load_file(out / "model.safetensors")
+        assert {w.dtype for w in weights.values()} == {expected}
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

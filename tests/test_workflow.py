@@ -231,7 +231,8 @@ def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path, preset, 
     cfg = tmp_path / "config.yaml"
     text = (ROOT / f"config/presets/{preset}.yaml").read_text()
     assert placeholder in text
-    cfg.write_text(text.replace(placeholder, str(model)))
+    # With a trained ORM, so that its rules are planned too.
+    cfg.write_text(text.replace(placeholder, str(model)) + "orm:\n  trained: true\n")
     proc = subprocess.run(
         [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(cfg), "--profile", str(ROOT / "profiles/slurm"),
          "-n"], cwd=ROOT, capture_output=True, text=True,
@@ -241,7 +242,11 @@ def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path, preset, 
     assert "make_tiny_model" not in text
     blocks = {b.split("\n")[0].strip(): b for b in text.split("rule ")[1:]}
     train = next(b for name, b in blocks.items() if name.startswith("train:"))
-    assert "gpu=1" in train and "slurm_partition=gpu" in train and "mem_mb=128000" in train
+    # One node's 8 GPUs for the FSDP full fine-tuning the presets ask for.
+    assert "gpu=8" in train and "nodes=1" in train and "slurm_partition=gpu" in train and "mem_mb=400000" in train
+    for rule in ("orm_train", "orm_evaluate", "rollout", "evaluate"):
+        block = next(b for name, b in blocks.items() if name.startswith(f"{rule}:"))
+        assert "gpu=1" in block and "slurm_partition=gpu" in block, block
     prepare = next(b for name, b in blocks.items() if name.startswith("prepare:"))
     assert "gpu" not in prepare.split("resources:")[1].split("\n")[0]
     assert "slurm_partition=cpu" in prepare

@@ -310,6 +310,13 @@ class TrainConfig(Section):
         description="Training processes (DDP through torch.distributed.run, one per GPU; gloo on CPU). 0: one per "
         "visible GPU (a SLURM job's allocation), 1 on a machine without GPUs. The train rule launches them.",
     )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="How several training processes share the model. `ddp`: each holds a whole copy (LoRA, or "
+        "full fine-tuning of models whose AdamW state fits one GPU). `fsdp`: weights, gradients and optimiser state "
+        "are sharded across the processes (torch FSDP2, one unit per decoder layer), for full fine-tuning of 7B "
+        "models. Both give a single process's weights on the same global batch. Ignored with one process.",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     packing: bool = Field(
         True,
@@ -334,6 +341,12 @@ class TrainConfig(Section):
         False,
         description="Run forward passes under torch.autocast in bfloat16, keeping float32 weights and optimiser "
         "state (as transformers TrainingArguments.bf16). `model.torch_dtype` instead sets the loaded weights' dtype.",
+    )
+    torch_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="Weights dtype for training (None: `model.torch_dtype`). Full fine-tuning wants float32 master "
+        "weights with `bf16: true` (AdamW updates of a 1e-5 lr vanish in bfloat16 weights), while rollouts and "
+        "evaluation load `model.torch_dtype` (bfloat16). LoRA adapters are float32 over any base dtype.",
     )
     save_steps: int = Field(
         200,

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from mathse import sharding
 from mathse.artifacts import read_table, write_atomic
 from mathse.config import TrainConfig
 from mathse.faults import failpoint
@@ -188,6 +189,7 @@ def train(
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
+    dtype = cfg.torch_dtype or dtype
     table = read_table(train_path, "train")
     if table.is_empty():
         raise ValueError(f"{train_path}: the training set is empty; nothing to fine-tune on")
@@ -217,18 +219,14 @@ def train(
 
     accum = accumulation(cfg, world)
     steps = plan_steps(len(examples), cfg, world)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
-    scheduler = get_scheduler(
-        cfg.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=int(cfg.warmup_ratio * steps),
-        num_training_steps=steps,
-    )
     pad_id = processor.tokenizer.pad_token_id or 0
     device = next(model.parameters()).device
     device_type = device.type
-    if world > 1:
+    fsdp = world > 1 and cfg.distributed == "fsdp"
+    if fsdp:
+        root = sharding.shard(model, device)  # before the optimiser: it must hold the sharded parameters
+        ddp = model
+    elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         # Frozen or unused parameters (a vision tower on text-only batches) must not stall the reduction.
@@ -237,6 +235,14 @@ def train(
         )
     else:
         ddp = model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
+    scheduler = get_scheduler(
+        cfg.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * steps),
+        num_training_steps=steps,
+    )
     gen = torch.Generator().manual_seed(derive_seed(seed, round_idx, 2))
     order: list[int] = []
     losses: list[float] = []
@@ -250,8 +256,11 @@ def train(
     start = 0
     state = ckpt.load()
     if state is not None:
-        model.load_state_dict(state["params"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
+        if fsdp:
+            sharding.load_full_trainable_state(model, optimizer, state["params"], state["optimizer"])
+        else:
+            model.load_state_dict(state["params"], strict=False)
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -276,9 +285,14 @@ def train(
                 step_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
                 # Gradients are reduced across processes once, on the step's last pass; DDP averages them over
                 # the processes, so each scales by its own passes only.
-                with ddp.no_sync() if world > 1 and j < len(mine) - 1 else nullcontext():
+                last = j == len(mine) - 1
+                if fsdp:
+                    sharding.sync_gradients(model, last)
+                with ddp.no_sync() if world > 1 and not fsdp and not last else nullcontext():
                     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
                         loss = ddp(**batch).loss / accum
+                    if fsdp:
+                        loss = sharding.with_root_gradients(loss, model, root)
                     loss.backward()
                 step_loss += loss.item() / world
             if world > 1:
@@ -294,22 +308,29 @@ def train(
                 recent = sum(losses[-20:]) / len(losses[-20:])
                 bar.set_postfix(loss=f"{recent:.3f}")
                 log.info("step %d/%d loss %.4f lr %.2e", step + 1, steps, recent, scheduler.get_last_lr()[0])
-            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps and rank == 0:
-                ckpt.save(
-                    {
-                        "step": step + 1,
-                        "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "generator": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "order": order,
-                        "losses": losses,
-                        "n_tokens": n_tokens,
-                    }
-                )
-                failpoint("train_checkpoint")
+            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < steps:
+                if fsdp:  # every process takes part in gathering the shards
+                    trained, optim = sharding.full_trainable_state(model, optimizer)
+                elif rank == 0:
+                    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+                    optim = optimizer.state_dict()
+                if rank == 0:
+                    ckpt.save(
+                        {
+                            "step": step + 1,
+                            "params": trained,
+                            "optimizer": optim,
+                            "scheduler": scheduler.state_dict(),
+                            "generator": gen.get_state(),
+                            "torch_rng": torch.get_rng_state(),
+                            "order": order,
+                            "losses": losses,
+                            "n_tokens": n_tokens,
+                        }
+                    )
+                    failpoint("train_checkpoint")
     elapsed = time.perf_counter() - t0
+    weights = sharding.full_weights(model) if fsdp else None
     if world > 1:
         dist.barrier()
         if rank != 0:  # process 0 writes the weights
@@ -322,7 +343,7 @@ def train(
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=weights)
     if cfg.method == "full":
         processor.save_pretrained(tmp)
     info = {
@@ -333,6 +354,7 @@ def train(
         "examples": len(examples),
         "steps": steps,
         "processes": world,
+        "distributed": cfg.distributed if world > 1 else "none",
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "train_seconds": round(elapsed, 2),
         "tokens_per_second": round(n_tokens / max(elapsed, 1e-9), 1),

@@ -39,8 +39,6 @@ rule orm_train:
         train=config["orm"]["train"],
         seed=config["run"]["seed"],
     threads: 2
-    resources:
-        gpu=1,
     conda:
         "../../envs/mathse.yaml"
     script:
@@ -62,8 +60,6 @@ rule orm_evaluate:
     params:
         orm=config["orm"],
     threads: 1
-    resources:
-        gpu=1,
     conda:
         "../../envs/mathse.yaml"
     script:
