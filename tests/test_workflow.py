@@ -243,7 +243,7 @@ def test_paper_preset_plans_the_7b_run_with_cluster_resources(tmp_path, preset, 
     blocks = {b.split("\n")[0].strip(): b for b in text.split("rule ")[1:]}
     train = next(b for name, b in blocks.items() if name.startswith("train:"))
     # One node's 8 GPUs for the FSDP full fine-tuning the presets ask for.
-    assert "gpu=8" in train and "nodes=1" in train and "slurm_partition=gpu" in train and "mem_mb=400000" in train
+    assert "gpu=8" in train and "nodes=1" in train and "slurm_partition=gpu" in train and "mem_mb=256000" in train
     for rule in ("orm_train", "orm_evaluate", "rollout", "evaluate"):
         block = next(b for name, b in blocks.items() if name.startswith(f"{rule}:"))
         assert "gpu=1" in block and "slurm_partition=gpu" in block, block

@@ -59,22 +59,24 @@ def load_model(base_path: str, weights: str | None = None, dtype: str = "float32
     """
     from transformers import AutoModelForImageTextToText
 
-    torch_dtype = DTYPES[dtype]
+    # Straight onto this process's device: several training processes on one node would otherwise each hold
+    # a whole float32 copy in host memory first.
+    load = dict(dtype=DTYPES[dtype], device_map={"": default_device()})
     if weights is None:
-        model = AutoModelForImageTextToText.from_pretrained(base_path, dtype=torch_dtype)
+        model = AutoModelForImageTextToText.from_pretrained(base_path, **load)
     elif (Path(weights) / "adapter_config.json").exists():
         from peft import PeftModel
 
-        base = AutoModelForImageTextToText.from_pretrained(base_path, dtype=torch_dtype)
+        base = AutoModelForImageTextToText.from_pretrained(base_path, **load)
         model = PeftModel.from_pretrained(base, weights, is_trainable=trainable)
         if not trainable:
             model = model.merge_and_unload()
     elif (Path(weights) / "config.json").exists():
-        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch_dtype)
+        model = AutoModelForImageTextToText.from_pretrained(weights, **load)
     else:
         raise FileNotFoundError(f"{weights}: neither a peft adapter nor full weights")
     model.train(trainable)
-    return model.to(default_device())
+    return model
 
 
 @lru_cache(maxsize=100_000)
