@@ -1,3 +1,5 @@
+import pytest
+
 from mathse.bench.images import bench_image_cache
 
 
@@ -68,3 +70,17 @@ def test_data_stages_bench_reports_every_stage_and_the_bounds():
     assert set(result["bounds"]) >= {"rows", "target_seconds", "target_mib", "max_seconds", "max_peak_mib", "within"}
     assert result["compare"]["rows"] == 1000 and result["compare"]["ratio"] > 0
     assert any("| 2,000 | judge |" in line for line in section(result))
+
+
+@pytest.mark.slow
+def test_sharding_bench_shows_fsdp_holding_a_share_of_the_state():
+    from mathse.bench.sharding import bench_sharding, section
+    from mathse.config import TinyModelConfig
+
+    r = bench_sharding(TinyModelConfig(), processes=2, steps=1)
+    runs = r["runs"]
+    # 16 bytes a float32 parameter: weights, gradients and two AdamW moments.
+    assert runs["one process"]["state_mib"] == pytest.approx(16 * r["params"] / 2**20, abs=0.01)
+    assert runs["ddp"]["share"] == 1.0 and 0.45 < runs["fsdp"]["share"] < 0.55
+    assert all(run["max_weight_diff"] < 1e-5 for run in runs.values())
+    assert any(line.startswith("| fsdp | 2 |") for line in section(r))

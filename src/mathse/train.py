@@ -253,7 +253,7 @@ def train(
         fingerprint(path_digest(train_path), path_digest(init_weights), path_digest(base_path), cfg.model_dump(),
                     round_idx, seed, prompt_version),
     )  # fmt: skip
-    start = 0
+    start, state_bytes = 0, 0
     state = ckpt.load()
     if state is not None:
         if fsdp:
@@ -302,6 +302,8 @@ def train(
             n_tokens += step_tokens
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
+            if step == start:  # what this process holds once AdamW has its state and gradients are in place
+                state_bytes = sharding.local_state_bytes(model, optimizer)
             scheduler.step()
             losses.append(step_loss)
             if step % 20 == 0 or step == steps - 1:
@@ -358,6 +360,7 @@ def train(
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "train_seconds": round(elapsed, 2),
         "tokens_per_second": round(n_tokens / max(elapsed, 1e-9), 1),
+        "state_mib_per_process": round(state_bytes / 2**20, 2),
     }
     write_marker(tmp, info)
     tmp.rename(out)

@@ -10,7 +10,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from mathse.bench import data, generation, images, overhead, training
+from mathse.bench import data, generation, images, overhead, sharding, training
 
 PACKAGES = ("torch", "transformers", "polars", "snakemake")
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     figures = {
         "generation": lambda: generation.section(generation.bench_generation()),
         "training": lambda: training.section(training.bench_packing()),
+        "sharding": lambda: sharding.section(sharding.bench_sharding()),
         "data": lambda: data.section(data.bench_data_stages()),
         "overhead": lambda: overhead.section(overhead.bench_overhead(args.finished)),
         "images": lambda: images.section(images.bench_image_cache()),
