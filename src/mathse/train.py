@@ -225,16 +225,16 @@ def train(
     fsdp = world > 1 and cfg.distributed == "fsdp"
     if fsdp:
         root = sharding.shard(model, device)  # before the optimiser: it must hold the sharded parameters
-        ddp = model
+        wrapped = model  # fully_shard wraps in place
     elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         # Frozen or unused parameters (a vision tower on text-only batches) must not stall the reduction.
-        ddp = DistributedDataParallel(
+        wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     else:
-        ddp = model
+        wrapped = model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
     scheduler = get_scheduler(
@@ -288,9 +288,9 @@ def train(
                 last = j == len(mine) - 1
                 if fsdp:
                     sharding.sync_gradients(model, last)
-                with ddp.no_sync() if world > 1 and not fsdp and not last else nullcontext():
+                with wrapped.no_sync() if world > 1 and not fsdp and not last else nullcontext():
                     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        loss = ddp(**batch).loss / accum
+                        loss = wrapped(**batch).loss / accum
                     if fsdp:
                         loss = sharding.with_root_gradients(loss, model, root)
                     loss.backward()

@@ -8,17 +8,16 @@ not an estimate; the weights each layout trains are compared with the single pro
 from __future__ import annotations
 
 import json
-import random
 import tempfile
 from pathlib import Path
 
 import polars as pl
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from mathse.artifacts import write_table
 from mathse.bench import MID_SIZE
+from mathse.bench.training import mixed_rows
 from mathse.config import DataConfig, TinyModelConfig, TrainConfig
 from mathse.modeling import TRAINED_MARKER
 from mathse.tiny_model import make_tiny_model
@@ -26,19 +25,9 @@ from mathse.train import launch
 
 
 def _train_table(folder: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    size = DataConfig().image_size
-    rows = []
-    for i in range(n):
-        image = folder / f"p{i}.png"
-        Image.new("RGB", (size, size), (37 * i % 256, 120, 200)).save(image)
-        rows.append(
-            {
-                "problem_id": f"p{i}", "question": f"What is {i} + 1?", "images": [str(image)],
-                "response": "".join(str(rng.randrange(10)) for _ in range(rng.randint(10, 60))), "origin": "distill",
-                "round_added": 0, "sample_idx": 0, "model": "bench", "backend": "bench", "prompt_version": "v1",
-            }
-        )  # fmt: skip
+    """A train artifact of `mixed_rows` problems (responses of 10 to 60 tokens)."""
+    extra = dict(origin="distill", round_added=0, sample_idx=0, model="bench", backend="bench", prompt_version="v1")
+    rows = [{**row, **extra} for row in mixed_rows(n, (10, 60), folder, seed)]
     path = folder / "train.parquet"
     write_table(pl.DataFrame(rows), path, "train")
     return path

@@ -22,7 +22,7 @@ from mathse.train import collate, encode_examples
 SHAPES = {"tiny": TinyModelConfig(), "mid": MID_SIZE}
 
 
-def mixed_examples(processor, n: int, lengths: tuple[int, int], folder: Path, seed: int) -> list[dict]:
+def mixed_rows(n: int, lengths: tuple[int, int], folder: Path, seed: int) -> list[dict]:
     """n one-image problems whose responses have uniformly drawn lengths (digits: one token each)."""
     rng = random.Random(seed)
     size = DataConfig().image_size
@@ -32,7 +32,12 @@ def mixed_examples(processor, n: int, lengths: tuple[int, int], folder: Path, se
         Image.new("RGB", (size, size), (37 * i % 256, 120, 200)).save(path)
         digits = "".join(str(rng.randrange(10)) for _ in range(rng.randint(*lengths)))
         rows.append({"problem_id": f"p{i}", "question": f"What is {i} + 1?", "images": [str(path)], "response": digits})
-    return encode_examples(processor, rows, "v1")
+    return rows
+
+
+def mixed_examples(processor, n: int, lengths: tuple[int, int], folder: Path, seed: int) -> list[dict]:
+    """mixed_rows encoded for training."""
+    return encode_examples(processor, mixed_rows(n, lengths, folder, seed), "v1")
 
 
 def _run(model, optimizer, batches: list[dict], packed: bool) -> float:
