@@ -289,3 +289,30 @@ def test_unknown_problem_id_is_an_error():
     paths = pl.DataFrame({"problem_id": ["zz"], "response": ["The answer to this problem is 8."]})
     with pytest.raises(KeyError, match="zz"):
         judge_table(paths, varied_sample(n=1)[1])
+
+
+def test_multiple_choice_answers_count_by_letter_or_by_option_text():
+    """Pool problems from benchmark files keep their options: 'B', '(B)' and B's text all name option B."""
+    problems = pl.DataFrame(
+        {
+            "problem_id": ["text", "letter"],
+            "answer": ["30°", "B"],  # MathVista stores the option's text, MATH-Vision and MathVerse its letter
+            "precision": [None, None],
+            "solution_steps": [[], []],
+            "choices": [["60°", "30°", "45°"], ["1/2", "8/11", "3"]],
+        },
+        schema_overrides={"precision": pl.Int64, "solution_steps": pl.List(pl.String)},
+    )
+    answers = {"text": ["B", "(B)", "30°", "A", "45°"], "letter": ["B", "8/11", "(B) 8/11", "C", "3"]}
+    paths = pl.DataFrame(
+        [
+            {"problem_id": pid, "response": f"Step 1: Read the figure.\nThe answer to this problem is {a}."}
+            for pid, given in answers.items()
+            for a in given
+        ]
+    )
+    fast, slow = judge_table(paths, problems), judge_table_per_row(paths, problems)
+    assert fast.equals(slow)
+    assert fast["answer_correct"].to_list() == [True, True, True, False, False] * 2
+    # Without its options a letter is only text.
+    assert not judge_table(paths.head(1), problems.drop("choices"))["answer_correct"][0]

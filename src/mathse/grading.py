@@ -93,6 +93,56 @@ def answers_match(extracted: str | None, reference: str, precision: int | None =
     return match_kind(extracted, reference, precision) is not None
 
 
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _plain(text: str) -> str:
+    text = re.sub(r"\\(?:text|mathrm)\{([^{}]*)\}", r"\1", text)
+    text = text.replace("^\\circ", "").replace("^{\\circ}", "").replace("°", "").replace("\\%", "").replace("%", "")
+    return re.sub(r"\s+", "", normalize(text))
+
+
+def choice_letter(text: str | None, choices: list[str]) -> str | None:
+    """The option a text names: 'B', '(B)', 'B.', '(B) 8/11', 'Option B', or the text of choice B.
+
+    With no known choices (a MathVerse question whose options are only in the image) any letter counts.
+    """
+    if text is None:
+        return None
+    t = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text).strip().strip("*$ ").strip()
+    n = len(choices) if choices else len(LETTERS)
+    m = re.fullmatch(r"(?:option|choice)?\s*\(?([A-Z])\)?\s*[.:)]?", t, re.IGNORECASE)
+    if m and (m.group(1).isupper() or t.startswith("(") or t.lower().startswith(("option", "choice"))):
+        letter = m.group(1).upper()
+        return letter if LETTERS.index(letter) < n else None
+    m = re.match(r"\(?([A-Z])\)[\s:.]", t + " ")
+    if m and LETTERS.index(m.group(1)) < n:
+        return m.group(1)
+    for i, choice in enumerate(choices):
+        if _plain(t) == _plain(choice):
+            return LETTERS[i]
+    for i, choice in enumerate(choices):
+        if match_kind(t, choice) is not None:
+            return LETTERS[i]
+    return None
+
+
+def same_choice(extracted: str | None, reference: str, choices: list[str] | None) -> bool:
+    """Multiple choice: do the extracted answer and the reference name the same option, each by its letter
+    ('B', '(B)', '(B) 8/11') or by the option's text? False for a problem without options."""
+    if not choices or extracted is None:
+        return False
+    named = choice_letter(extracted, choices)
+    return named is not None and named == choice_letter(reference, choices)
+
+
+def answer_correct(
+    extracted: str | None, reference: str, precision: int | None = None, choices: list[str] | None = None
+) -> bool:
+    """The rule ORM's answer check: the answers are equal, or they name the same option of a choice problem."""
+    return answers_match(extracted, reference, precision) or same_choice(extracted, reference, choices)
+
+
 # Column-wise versions of the checks above, for judging a million paths at once. The functions above stay
 # the reference (evaluation uses them; tests compare the two on every row of a varied sample). Python's
 # `\s` and str.strip() also treat \x1c-\x1f as whitespace and Rust's regex does not, so text holding those

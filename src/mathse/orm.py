@@ -23,12 +23,13 @@ import polars as pl
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig, VllmConfig
 from mathse.grading import (
-    answers_match,
+    answer_correct,
     answers_match_column,
     extract_answer,
     extract_answers,
     normalize,
     normalize_expr,
+    same_choice,
 )
 from mathse.prompts import STEP_RE, orm_prompt, parse_steps
 
@@ -98,11 +99,15 @@ def wrong_verdict(response: str, extracted: str | None, reference_steps: list[st
 
 
 def judge_path(
-    response: str, answer: str, reference_steps: list[str], precision: int | None = None
+    response: str,
+    answer: str,
+    reference_steps: list[str],
+    precision: int | None = None,
+    choices: list[str] | None = None,
 ) -> tuple[str | None, bool, Verdict]:
     """Judge one path: (extracted answer, answer correct, verdict). The reference for `judge_table`."""
     extracted = extract_answer(response)
-    if answers_match(extracted, answer, precision):
+    if answer_correct(extracted, answer, precision, choices):
         return extracted, True, CORRECT_VERDICT
     return extracted, False, wrong_verdict(response, extracted, reference_steps)
 
@@ -127,14 +132,17 @@ def judge_table_per_row(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataF
     """`judge_table` one row at a time through `judge_path`: the oracle in tests, the baseline in benchmarks."""
     ref = {
         r["problem_id"]: r
-        for r in problems.select("problem_id", "answer", "precision", "solution_steps").iter_rows(named=True)
+        for r in with_choices(problems)
+        .select("problem_id", "answer", "precision", "solution_steps", "choices")
+        .iter_rows(named=True)
     }
     out = []
     for pid, response in paths.select("problem_id", "response").iter_rows():
         if pid not in ref:
             raise KeyError(f"path for unknown problem_id {pid!r}")
         p = ref[pid]
-        out.append(_verdict_row(*judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"])))
+        verdict = judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"], p["choices"])
+        out.append(_verdict_row(*verdict))
     return pl.DataFrame(out, schema=VERDICT_SCHEMA)
 
 
@@ -265,24 +273,52 @@ def wrong_verdicts(wrong: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts)
 
 
+def with_choices(problems: pl.DataFrame) -> pl.DataFrame:
+    """`problems` with a `choices` column (empty options where a caller's table has none)."""
+    if "choices" in problems.columns:
+        return problems.with_columns(pl.col("choices").fill_null([]))
+    return problems.with_columns(choices=pl.lit([], dtype=pl.List(pl.String)))
+
+
+def same_choice_column(rows: pl.DataFrame) -> pl.Series:
+    """`answer_correct`, also true where a choice problem's path names the reference's option another way
+    (`grading.same_choice`), checked once per distinct (problem_id, extracted) of the wrong choice rows."""
+    keys = ["problem_id", "extracted"]
+    wrong_choice = ~pl.col("answer_correct") & pl.col("extracted").is_not_null() & (pl.col("choices").list.len() > 0)
+    todo = rows.filter(wrong_choice).unique(keys, maintain_order=True)
+    if not todo.height:
+        return rows["answer_correct"]
+    same = [same_choice(e, a, c) for e, a, c in todo.select("extracted", "answer", "choices").iter_rows()]
+    todo = todo.select(*keys, same=pl.Series(same, dtype=pl.Boolean))
+    joined = rows.select(*keys, "answer_correct").join(todo, on=keys, how="left", maintain_order="left")
+    return joined.select(pl.col("answer_correct") | pl.col("same").fill_null(False))["answer_correct"]
+
+
 def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns.
 
     The same verdicts as `judge_path` row by row, computed column-wise so a million paths take seconds:
     the answer check is `grading.answers_match_column` (polars expressions, math-verify only on distinct
-    unsettled pairs), and the wrong-step analysis runs once per distinct wrong (problem_id, response).
+    unsettled pairs), then a choice problem's path naming the right option by letter or by text counts too
+    (`same_choice_column`); the wrong-step analysis runs once per distinct wrong (problem_id, response).
     """
-    problems = problems.select("problem_id", "answer", "precision", "solution_steps").unique(
-        "problem_id", keep="last", maintain_order=True
+    problems = (
+        with_choices(problems)
+        .select("problem_id", "answer", "precision", "solution_steps", "choices")
+        .unique("problem_id", keep="last", maintain_order=True)
     )
     unknown = paths.select("problem_id").join(problems, on="problem_id", how="anti")
     if unknown.height:
         raise KeyError(f"path for unknown problem_id {unknown['problem_id'][0]!r}")
     rows = paths.select("problem_id", "response").join(
-        problems.select("problem_id", "answer", "precision"), on="problem_id", how="left", maintain_order="left"
+        problems.select("problem_id", "answer", "precision", "choices"),
+        on="problem_id",
+        how="left",
+        maintain_order="left",
     )
     rows = rows.with_columns(extracted=extract_answers(rows["response"]))
     rows = rows.with_columns(answer_correct=answers_match_column(rows))
+    rows = rows.with_columns(answer_correct=same_choice_column(rows))
     wrong = (
         rows.filter(~pl.col("answer_correct"))
         .select("problem_id", "response", "extracted")
@@ -390,7 +426,7 @@ def model_judge_table(
 
     `vllm_cfg`: engine settings when orm.hf.backend is vllm (defaults if None).
     """
-    ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
+    ref = {r["problem_id"]: r for r in with_choices(problems).iter_rows(named=True)}
     items = []
     for i, (pid, response) in enumerate(paths.select("problem_id", "response").iter_rows()):
         if pid not in ref:
@@ -439,7 +475,8 @@ def model_judge_table(
     for (pid, response), raw in zip(paths.select("problem_id", "response").iter_rows(), raws, strict=True):
         p = ref[pid]
         extracted = extract_answer(response)
-        rows.append(verdict_row(raw, extracted, answers_match(extracted, p["answer"], p["precision"]), judge))
+        correct = answer_correct(extracted, p["answer"], p["precision"], p["choices"])
+        rows.append(verdict_row(raw, extracted, correct, judge))
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA), client
 
 

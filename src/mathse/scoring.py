@@ -37,13 +37,12 @@ from functools import lru_cache
 
 import polars as pl
 
-from mathse.grading import extract_answer, match_kind, normalize
+from mathse.grading import LETTERS, choice_letter, extract_answer, match_kind, normalize
 from mathse.prompts import ANSWER_PREFIX
 
 log = logging.getLogger(__name__)
 
 SCORINGS = ("mathse", "mathvista", "mathverse", "mathvision", "generic")
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
@@ -104,37 +103,6 @@ def strip_units(text: str | None) -> str | None:
 def last_number(text: str) -> str | None:
     numbers = _LAST_NUMBER_RE.findall(re.sub(r"(\d),(\d{3})", r"\1\2", text or ""))
     return numbers[-1] if numbers else None
-
-
-def _plain(text: str) -> str:
-    text = re.sub(r"\\(?:text|mathrm)\{([^{}]*)\}", r"\1", text)
-    text = text.replace("^\\circ", "").replace("^{\\circ}", "").replace("°", "").replace("\\%", "").replace("%", "")
-    return re.sub(r"\s+", "", normalize(text))
-
-
-def choice_letter(text: str | None, choices: list[str]) -> str | None:
-    """The option a text names: 'B', '(B)', 'B.', '(B) 8/11', 'Option B', or the text of choice B.
-
-    With no known choices (a MathVerse question whose options are only in the image) any letter counts.
-    """
-    if text is None:
-        return None
-    t = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", text).strip().strip("*$ ").strip()
-    n = len(choices) if choices else len(LETTERS)
-    m = re.fullmatch(r"(?:option|choice)?\s*\(?([A-Z])\)?\s*[.:)]?", t, re.IGNORECASE)
-    if m and (m.group(1).isupper() or t.startswith("(") or t.lower().startswith(("option", "choice"))):
-        letter = m.group(1).upper()
-        return letter if LETTERS.index(letter) < n else None
-    m = re.match(r"\(?([A-Z])\)[\s:.]", t + " ")
-    if m and LETTERS.index(m.group(1)) < n:
-        return m.group(1)
-    for i, choice in enumerate(choices):
-        if _plain(t) == _plain(choice):
-            return LETTERS[i]
-    for i, choice in enumerate(choices):
-        if match_kind(t, choice) is not None:
-            return LETTERS[i]
-    return None
 
 
 def letter_in_response(response: str, n: int) -> str | None:

@@ -245,7 +245,9 @@ def annotate(
     asks: list[int] = []
     client = ChatClient(cfg.openai) if cfg.backend == "openai" else None
     for i, p in enumerate(paths):
-        _, correct, verdict = judge_path(p["response"], p["answer"], p["solution_steps"] or [], p["precision"])
+        _, correct, verdict = judge_path(
+            p["response"], p["answer"], p["solution_steps"] or [], p["precision"], p.get("choices")
+        )
         labels.append(verdict)
         if not correct and client is not None:
             asks.append(i)
