@@ -141,11 +141,11 @@ def hf_greedy(model_dir: Path, prompt_ids: list[list[int]], adapter: Path | None
 
 
 def run_vllm(
-    tmp: Path, base: Path, weights: Path | None, runs: dict, rollout: dict | None = None, stop=False, **vllm
+    tmp: Path, base: Path, weights: Path | None, runs: dict, rollout: dict | None = None, stop_from=None, **vllm
 ) -> dict:
     spec = {
         **({"rollout": rollout} if rollout else {}),
-        "stop_from_greedy": stop,
+        "stop_from": stop_from,
         "base": str(base),
         "weights": str(weights) if weights else None,
         "vllm": {"max_model_len": 256, "enforce_eager": True, **vllm},
@@ -175,7 +175,7 @@ def base_run(models, tmp_path_factory):
         "sample_other_seed": {**SAMPLE, "seed_key": [0, 2, 3, 0]},
         "judge": {**GREEDY, "problems": "judge_items"},
     }
-    return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs, stop=True)
+    return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs, stop_from="sample")
 
 
 @pytest.mark.vllm
@@ -220,22 +220,25 @@ def test_vllm_asks_a_ready_made_prompt_as_is_like_the_orm(models, base_run):
 
 @pytest.mark.vllm
 @needs_vllm_venv
-def test_vllm_stop_string_cuts_the_response_as_the_hf_backend_does(models, base_run):
-    """Greedy paths with a stop string end where the string first appears, which is cut off (cut_at_stop)."""
-    from transformers import AutoTokenizer
-
+def test_vllm_stop_string_cuts_the_response_as_the_hf_backend_does(base_run):
+    """Seeded paths with a stop string end where the string first appears, which is cut off (cut_at_stop)."""
     from mathse.generation import cut_at_stop
 
-    tokenizer = AutoTokenizer.from_pretrained(models / "base")
     stop, rows = base_run["stopped"]["stop"], base_run["stopped"]["rows"]
-    assert len(stop) == 2 and [r["problem_id"] for r in rows] == [p["problem_id"] for p in PROBLEMS]
-    for row, ids in zip(rows, base_run["greedy_ids"], strict=True):
-        full = tokenizer.decode(ids, skip_special_tokens=True)
-        expected, stopped = cut_at_stop(full, [stop])
+    full = base_run["runs"]["sample"]  # the same requests and seeds without the stop string
+    assert len(stop) == 2 and [(r["problem_id"], r["sample_idx"]) for r in rows] == [
+        (r["problem_id"], r["sample_idx"]) for r in full
+    ]
+    n_stopped = 0
+    for row, whole in zip(rows, full, strict=True):
+        expected, stopped = cut_at_stop(whole["response"], [stop])
         assert row["response"] == expected and stop not in row["response"]
-        if stopped:  # generation ended at the string, before the greedy path's own end
-            assert row["finished"] and row["num_tokens"] <= len(ids)
-    assert rows[0]["num_tokens"] < len(base_run["greedy_ids"][0])  # the first path holds the string
+        if stopped:  # generation ended at the string: fewer tokens, and finished as at an end token
+            n_stopped += 1
+            assert row["finished"] and row["num_tokens"] < whole["num_tokens"]
+        else:
+            assert row == whole
+    assert n_stopped >= 1
 
 
 @pytest.mark.vllm

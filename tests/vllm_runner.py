@@ -5,7 +5,7 @@
 The spec names the base model, optional weights (adapter or full), the vllm section, the problems and a
 set of named generate_paths runs; the output has each run's rows, the raw greedy token ids per problem
 (for the comparison with transformers), the merged folder when the engine loads one and, with
-`stop_from_greedy`, a greedy run stopped at a string from the middle of the first greedy text.
+`stop_from: RUN`, that run again stopped at a string from the middle of its longest response.
 """
 
 import json
@@ -43,10 +43,12 @@ def main(spec_path: str, out_path: str) -> None:
     results = engine.llm.generate(texts, greedy, lora_request=engine.lora, use_tqdm=False)
     out["greedy_ids"] = [list(r.outputs[0].token_ids) for r in results]
     out["prompt_ids"] = [list(r.prompt_token_ids) for r in results]
-    if spec.get("stop_from_greedy"):  # a stop string taken from the middle of the first greedy text
-        text = processor.tokenizer.decode(out["greedy_ids"][0], skip_special_tokens=True)
-        stop = text[len(text) // 2 : len(text) // 2 + 2]
-        rows = generate_paths(engine, processor, problems, max_new_tokens=spec["max_new_tokens"], stop=[stop])
+    if spec.get("stop_from"):  # that run again, stopped at a string from the middle of its longest response
+        name = spec["stop_from"]
+        longest = max((r["response"] for r in out["runs"][name]), key=len)
+        stop = longest[len(longest) // 2 : len(longest) // 2 + 2]
+        options = {**spec["runs"][name], "seed_key": tuple(spec["runs"][name]["seed_key"])}
+        rows = generate_paths(engine, processor, problems, **options, stop=[stop])
         out["stopped"] = {"stop": stop, "rows": rows}
     with open(out_path, "w") as f:
         json.dump(out, f)
