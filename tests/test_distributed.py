@@ -105,3 +105,17 @@ def test_killed_fsdp_training_resumes_from_its_gathered_checkpoint(tiny_model_di
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_train_rule_of_a_snakemake_run_trains_in_fsdp_processes(tmp_path):
+    """`train.num_processes: 2` with FSDP through the train rule; evaluation then loads the gathered weights."""
+    from test_workflow import ROOT, snakemake, write_config
+
+    write_config(tmp_path, run__rounds=0, train__num_processes=2, train__distributed="fsdp", train__global_batch_size=8)
+    target = "results/round_0/scores/synthetic.parquet"
+    snakemake(tmp_path, "--profile", str(ROOT / "profiles/local"), "--cores", "2", target)
+    info = json.loads((tmp_path / "results/round_0/adapter/mathse_train.json").read_text())
+    assert info["processes"] == 2 and info["distributed"] == "fsdp" and info["steps"] == 3
+    assert "FSDP: 2 decoder layers" in (tmp_path / "logs/train/round_0.log").read_text()
+    assert (tmp_path / target).exists()
