@@ -241,3 +241,21 @@ def answers_match_column(rows: pl.DataFrame) -> pl.Series:
         ).select(*keys, verdict=pl.coalesce("verdict", "checked"))
     settled = rows.select(keys).join(settled, on=keys, how="left", nulls_equal=True, maintain_order="left")
     return settled["verdict"].alias("answer_correct")
+
+
+def answer_correct_column(rows: pl.DataFrame) -> pl.Series:
+    """`answer_correct` on every row of `rows` (problem_id, extracted, answer, precision, choices).
+
+    `answers_match_column`, then `same_choice` once per distinct (problem_id, extracted) among the choice
+    problems' rows it found wrong.
+    """
+    rows = rows.with_columns(answer_correct=answers_match_column(rows))
+    keys = ["problem_id", "extracted"]
+    wrong_choice = ~pl.col("answer_correct") & pl.col("extracted").is_not_null() & (pl.col("choices").list.len() > 0)
+    todo = rows.filter(wrong_choice).unique(keys, maintain_order=True)
+    if not todo.height:
+        return rows["answer_correct"]
+    same = [same_choice(e, a, c) for e, a, c in todo.select("extracted", "answer", "choices").iter_rows()]
+    todo = todo.select(*keys, same=pl.Series(same, dtype=pl.Boolean))
+    joined = rows.select(*keys, "answer_correct").join(todo, on=keys, how="left", maintain_order="left")
+    return joined.select(pl.col("answer_correct") | pl.col("same").fill_null(False))["answer_correct"]

@@ -24,12 +24,11 @@ from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig, VllmConfig
 from mathse.grading import (
     answer_correct,
-    answers_match_column,
+    answer_correct_column,
     extract_answer,
     extract_answers,
     normalize,
     normalize_expr,
-    same_choice,
 )
 from mathse.prompts import STEP_RE, orm_prompt, parse_steps
 
@@ -280,27 +279,13 @@ def with_choices(problems: pl.DataFrame) -> pl.DataFrame:
     return problems.with_columns(choices=pl.lit([], dtype=pl.List(pl.String)))
 
 
-def same_choice_column(rows: pl.DataFrame) -> pl.Series:
-    """`answer_correct`, also true where a choice problem's path names the reference's option another way
-    (`grading.same_choice`), checked once per distinct (problem_id, extracted) of the wrong choice rows."""
-    keys = ["problem_id", "extracted"]
-    wrong_choice = ~pl.col("answer_correct") & pl.col("extracted").is_not_null() & (pl.col("choices").list.len() > 0)
-    todo = rows.filter(wrong_choice).unique(keys, maintain_order=True)
-    if not todo.height:
-        return rows["answer_correct"]
-    same = [same_choice(e, a, c) for e, a, c in todo.select("extracted", "answer", "choices").iter_rows()]
-    todo = todo.select(*keys, same=pl.Series(same, dtype=pl.Boolean))
-    joined = rows.select(*keys, "answer_correct").join(todo, on=keys, how="left", maintain_order="left")
-    return joined.select(pl.col("answer_correct") | pl.col("same").fill_null(False))["answer_correct"]
-
-
 def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     """Judge every row of `paths` (problem_id, response, ...) against `problems`: the verdict columns.
 
     The same verdicts as `judge_path` row by row, computed column-wise so a million paths take seconds:
-    the answer check is `grading.answers_match_column` (polars expressions, math-verify only on distinct
-    unsettled pairs), then a choice problem's path naming the right option by letter or by text counts too
-    (`same_choice_column`); the wrong-step analysis runs once per distinct wrong (problem_id, response).
+    the answer check is `grading.answer_correct_column` (polars expressions, math-verify only on distinct
+    unsettled pairs, options of choice problems named by letter or text), and the wrong-step analysis runs
+    once per distinct wrong (problem_id, response).
     """
     problems = (
         with_choices(problems)
@@ -317,8 +302,7 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
         maintain_order="left",
     )
     rows = rows.with_columns(extracted=extract_answers(rows["response"]))
-    rows = rows.with_columns(answer_correct=answers_match_column(rows))
-    rows = rows.with_columns(answer_correct=same_choice_column(rows))
+    rows = rows.with_columns(answer_correct=answer_correct_column(rows))
     wrong = (
         rows.filter(~pl.col("answer_correct"))
         .select("problem_id", "response", "extracted")

@@ -56,11 +56,6 @@ def with_root_gradients(loss: torch.Tensor, model: nn.Module, root: list[str]) -
     return loss + 0.0 * sum(model.get_parameter(n).sum() for n in root)
 
 
-def sync_gradients(model: nn.Module, sync: bool) -> None:
-    """Reduce-scatter gradients on this backward pass (the step's last) or keep accumulating them locally."""
-    model.set_requires_gradient_sync(sync)
-
-
 def _options(**kw):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
@@ -86,8 +81,7 @@ def full_trainable_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
     """(trainable weights, optimiser state), unsharded on process 0; all processes must call it."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    params, optim = get_state_dict(model, optimizer, options=_options(cpu_offload=True, ignore_frozen_params=True))
-    return params, optim
+    return get_state_dict(model, optimizer, options=_options(cpu_offload=True, ignore_frozen_params=True))
 
 
 def load_full_trainable_state(model: nn.Module, optimizer: torch.optim.Optimizer, params: dict, optim: dict) -> None:

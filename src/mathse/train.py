@@ -286,8 +286,8 @@ def train(
                 # Gradients are reduced across processes once, on the step's last pass; DDP averages them over
                 # the processes, so each scales by its own passes only.
                 last = j == len(mine) - 1
-                if fsdp:
-                    sharding.sync_gradients(model, last)
+                if fsdp:  # reduce-scatter on the step's last pass; accumulate locally before it
+                    model.set_requires_gradient_sync(last)
                 with wrapped.no_sync() if world > 1 and not fsdp and not last else nullcontext():
                     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
                         loss = wrapped(**batch).loss / accum

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-import torch
 from safetensors.torch import load_file
 
 from mathse.artifacts import write_table
@@ -59,14 +58,14 @@ def bench_sharding(shape: TinyModelConfig = MID_SIZE, processes: int = 2, steps:
         run["max_weight_diff"] = max((w[k] - one[k]).abs().max().item() for k in one)
         run["share"] = run["state_mib"] / runs["one process"]["state_mib"]
     params = sum(t.numel() for t in one.values())
-    return {"params": params, "steps": steps, "runs": runs, "dtype": str(torch.float32).removeprefix("torch.")}
+    return {"params": params, "steps": steps, "runs": runs}
 
 
 def section(result: dict) -> list[str]:
     """BENCHMARKS.md lines for this figure."""
     lines = [
         "## Training state per process: one process, DDP, FSDP",
-        f"Full fine-tuning of the {result['params'] / 1e6:.1f}M model, {result['dtype']} weights and AdamW, "
+        f"Full fine-tuning of the {result['params'] / 1e6:.1f}M model, float32 weights and AdamW, "
         f"{result['steps']} steps of the same global batch in each layout",
         "(gloo on the CPU). State: weights, gradients and AdamW moments this process holds after its first step",
         "(its shards under FSDP). Weight diff: largest difference from the single process's trained weights.",
