@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mathse-installed
 
-.PHONY: setup setup-vllm demo report test lint dry-run clean
+.PHONY: setup setup-vllm demo experiments report test lint dry-run clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local
 	$(BIN)/mathse summary results
 	$(BIN)/snakemake --profile profiles/local --report results/report.html
+
+# The paper's comparisons and their controls: every arm x seed of the preset as one DAG (shared work made once)
+# -> results/experiments/summary.parquet, comparison.md (intervals over seeds, paired differences, compute).
+EXPERIMENT ?= config/presets/paper_ablations.yaml
+experiments: $(STAMP)
+	$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT)
+	cat results/experiments/comparison.md
 
 # The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.
 report: $(STAMP)

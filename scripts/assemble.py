@@ -15,7 +15,7 @@ def main(smk) -> None:
     assemble_round(
         inp.prev_train,
         inp.prev_remain,
-        inp.judgments,
+        inp.judgments if "judgments" in inp.keys() else None,
         [inp.reflections] if "reflections" in inp.keys() else [],
         [inp.seed, inp.pool],
         smk.output.train,

@@ -1,4 +1,5 @@
-"""Rule distill: the teacher solves the seed part -> results/round_0/distilled.parquet (with ORM verdicts)
+"""Rule distill: the teacher solves the seed part (and the pool, with teacher.distill_pool)
+-> results/round_0/distilled.parquet (with ORM verdicts)
 and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
 from mathse.config import TeacherConfig
@@ -9,7 +10,7 @@ from mathse.teacher import distill
 def main(smk) -> None:
     setup_logging(smk.log[0])
     distill(
-        smk.input.seed,
+        list(smk.input.problems),
         smk.output.distilled,
         TeacherConfig.model_validate(smk.params.teacher),
         smk.params.seed,

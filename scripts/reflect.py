@@ -1,13 +1,21 @@
-"""Rule reflect: the teacher rewrites wrong paths, the ORM re-checks them -> results/round_{r}/reflections.parquet
-and results/round_{r}/reflect_cost.parquet (API requests, tokens, cache hits)."""
+"""Rule reflect: the teacher rewrites wrong paths, the configured judge re-checks them
+-> results/round_{r}/reflections.parquet and results/round_{r}/reflect_cost.parquet (API requests, tokens,
+cache hits)."""
 
-from mathse.config import ReflectionConfig, TeacherConfig
+from mathse.config import OrmConfig, ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.teacher import reflect
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    orm = OrmConfig.model_validate(smk.params.orm)
+    if smk.params.orm_weights:  # orm.trained: re-check with this run's ORM, as the judge rule does
+        orm = orm.model_copy(update={"hf": orm.hf.model_copy(update={"weights": smk.params.orm_weights})})
+    if orm.backend == "model" and orm.transport == "hf":
+        from mathse.modeling import setup_torch  # torch only where a local judge runs
+
+        setup_torch(smk.threads)
     reflect(
         list(smk.input.judgments),
         [smk.input.seed, smk.input.pool],
@@ -17,6 +25,9 @@ def main(smk) -> None:
         round_idx=int(smk.wildcards.round),
         seed=smk.params.seed,
         cost_path=smk.output.cost,
+        orm=orm,
+        backbone=smk.params.backbone,
+        vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
     )
 
 

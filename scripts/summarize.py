@@ -1,6 +1,6 @@
 """Rule summarize: all stages' scores -> results/summary.parquet and the markdown table results/summary.md."""
 
-import re
+from pathlib import Path
 
 from mathse.logs import setup_logging
 from mathse.summarize import summarize
@@ -8,8 +8,10 @@ from mathse.summarize import summarize
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    train = {re.search(r"(round_\d+)", p).group(1): p for p in smk.input.train}
-    summarize(list(smk.input.scores), train, smk.output.summary, smk.output.table, smk.input.quarantine)
+    # results/round_{r}/train.parquet and results/round_{r}/adapter: the stage is the folder's name.
+    train = {Path(p).parent.name: p for p in smk.input.train}
+    adapters = {Path(p).parent.name: p for p in smk.input.adapters}
+    summarize(list(smk.input.scores), train, smk.output.summary, smk.output.table, smk.input.quarantine, adapters)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Rule train: fine-tune on the round's training set -> results/round_{r}/adapter/ (HF format)."""
 
 from mathse.config import ModelConfig, TrainConfig
+from mathse.experiments import matched_steps
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
 from mathse.train import launch
@@ -23,8 +24,12 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
+    cfg = TrainConfig.model_validate(smk.params.train)
+    if smk.input.match:  # train.match_steps_of: as many steps as the other run's rounds together
+        steps = matched_steps(smk.input.match[0])
+        cfg = cfg.model_copy(update={"min_steps": steps, "max_steps": steps})
     # One process, or train.num_processes DDP processes (one per GPU of the job).
-    launch(kwargs, TrainConfig.model_validate(smk.params.train), smk.log[0])
+    launch(kwargs, cfg, smk.log[0])
 
 
 if __name__ == "__main__":

@@ -100,6 +100,8 @@ def test_round_adds_distinct_correct_paths_and_accepted_reflections(data_dir, tm
             "feedback": ["orm", "orm"],
             "response": ["fixed", "still bad"],
             "status": ["CORRECT", "WRONG"],
+            "judge": ["rule", "rule"],
+            "answer_correct": [True, False],
             "accepted": [True, False],
             "round": [1, 1],
             "model": ["t", "t"],
@@ -129,3 +131,58 @@ def test_round_adds_distinct_correct_paths_and_accepted_reflections(data_dir, tm
         remain = read_table(tmp_path / "rem.parquet", "problem")
         assert a not in set(remain["problem_id"]) and {b, c} <= set(remain["problem_id"])
         assert remain.height == pool.height - 1
+
+    # Unverified self-training (a control): every sampled problem adds its first path whatever the verdict,
+    # and leaves the pool; a final reflection stage (no judgments) adds only the accepted reflections.
+    assemble_round(
+        str(tmp_path / "train0.parquet"),
+        str(tmp_path / "remain0.parquet"),
+        str(tmp_path / "j.parquet"),
+        [],
+        problems,
+        str(tmp_path / "t.parquet"),
+        str(tmp_path / "rem.parquet"),
+        AssembleConfig(verified=False),
+        round_idx=1,
+    )
+    train = read_table(tmp_path / "t.parquet", "train")
+    assert train.filter(pl.col("origin") == "self")["response"].to_list() == ["same", "bad", "bad"]
+    assert read_table(tmp_path / "rem.parquet", "problem").height == pool.height - 3
+    assemble_round(
+        str(tmp_path / "train0.parquet"),
+        str(tmp_path / "remain0.parquet"),
+        None,
+        [str(tmp_path / "r.parquet")],
+        problems,
+        str(tmp_path / "t.parquet"),
+        str(tmp_path / "rem.parquet"),
+        AssembleConfig(),
+        round_idx=3,
+    )
+    train = read_table(tmp_path / "t.parquet", "train")
+    assert train["origin"].to_list() == ["distill", "reflect"] and train["response"][1] == "fixed"
+    assert read_table(tmp_path / "rem.parquet", "problem").height == pool.height
+
+
+def test_round0_with_the_teacher_solving_the_pool_too(data_dir, tmp_path):
+    """teacher.distill_pool (the paper's 'teacher only'): solved pool problems are trained on and leave it."""
+    seed = read_table(data_dir / "seed.parquet", "problem")
+    pool = read_table(data_dir / "pool.parquet", "problem")
+    ids = seed["problem_id"].to_list() + pool["problem_id"].to_list()
+    status = ["CORRECT"] * len(ids)
+    status[len(seed)] = "WRONG"  # the teacher's slip on the first pool problem
+    distilled = pl.DataFrame(
+        {"problem_id": ids, "response": ["r"] * len(ids), "status": status, "round": 0, "model": "teacher",
+         "backend": "programmatic", "prompt_version": "v1", "seed": 0}  # fmt: skip
+    )
+    write_table(distilled, tmp_path / "d.parquet", "distilled")
+    assemble_round0(
+        str(tmp_path / "d.parquet"),
+        str(data_dir / "seed.parquet"),
+        str(data_dir / "pool.parquet"),
+        str(tmp_path / "train.parquet"),
+        str(tmp_path / "remain.parquet"),
+    )
+    train = read_table(tmp_path / "train.parquet", "train")
+    assert train.height == len(ids) - 1 and train["question"].null_count() == 0
+    assert read_table(tmp_path / "remain.parquet", "problem")["problem_id"].to_list() == [pool["problem_id"][0]]

@@ -20,7 +20,9 @@ def test_misread_value_is_the_error_step():
     path = format_solution(["The left bar is 3.", "The right bar is 6.", "3 + 6 = 9."], "9")
     extracted, ok, v = judge_path(path, "8", REF)
     assert (extracted, ok, v.status, v.error_step) == ("9", False, "WRONG", 2)
-    assert "The right bar is 6." in v.error_analysis and "The right bar is 5." in v.error_analysis
+    assert "The right bar is 6." in v.error_analysis
+    # The reference step (and so the reference answer) is never stated: the paper's ORM must not give it away.
+    assert "5" not in v.error_analysis and "8" not in v.error_analysis + v.improvement_suggestion
     assert v.improvement_suggestion.startswith("Keep steps 1 to 1")
     assert set(json.loads(v.to_json())) == {
         "status",

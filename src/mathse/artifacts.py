@@ -73,9 +73,11 @@ REFLECTION = {
     "source_round": Int,  # round whose wrong path was rewritten
     "wrong_response": Str,
     "error_step": Int,
-    "feedback": Str,  # orm | none
+    "feedback": Str,  # orm | teacher | none
     "response": Str,  # the teacher's rewrite
-    "status": Str,  # ORM re-check of the rewrite
+    "status": Str,  # re-check of the rewrite by the configured judge (orm.backend)
+    "judge": Str,  # who re-checked it
+    "answer_correct": Bool,  # math-verify's answer check of the rewrite, whatever the judge
     "accepted": Bool,
     **PROVENANCE,
 }
@@ -175,7 +177,32 @@ ORM_EVAL = {
     "raw": Str,  # the ORM's output text
 }
 
-SUMMARY = {"suite": Str, "stage": Str, "accuracy": Float, "n": Int, "n_correct": Int, "train_size": Int}
+SUMMARY = {
+    "suite": Str,
+    "stage": Str,
+    "accuracy": Float,
+    "n": Int,
+    "n_correct": Int,
+    "train_size": Int,
+    "train_steps": Int,  # optimiser steps of this stage's own training (0 for base)
+    "train_tokens": Int,  # tokens (prompt and response) those steps trained on
+}
+
+EXPERIMENT_SUMMARY = {
+    "arm": Str,
+    "seed": Int,
+    "suite": Str,
+    "stage": Str,
+    "final": Bool,  # the arm's last stage, the one its comparison uses
+    "accuracy": Float,
+    "n": Int,
+    "n_correct": Int,
+    "train_size": Int,
+    "train_steps": Int,  # this stage's own training
+    "train_tokens": Int,
+    "total_train_steps": Int,  # everything the arm trained through this stage (base: 0)
+    "total_train_tokens": Int,
+}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "problem": PROBLEM,
@@ -186,6 +213,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "train": TRAIN,
     "score": SCORE,
     "summary": SUMMARY,
+    "experiment_summary": EXPERIMENT_SUMMARY,
     "quarantine": QUARANTINE,
     "api_cost": API_COST,
     "judge_stats": JUDGE_STATS,

@@ -3,6 +3,8 @@
 Round 0: the teacher's correct seed solutions; the pool is every problem not yet solved.
 Round r: round r-1's set, plus up to `max_correct_per_problem` distinct correct sampled paths per problem,
 plus the accepted reflections; problems with a correct path leave the pool.
+With `assemble.verified: false` (unverified self-training, a control) the verdict is ignored: every sampled
+problem adds its first paths and leaves the pool.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 
 import polars as pl
 
-from mathse.artifacts import read_table, scan_table, write_table
+from mathse.artifacts import SCHEMAS, read_table, scan_table, write_table
 from mathse.config import AssembleConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ def assemble_round0(distilled_path: str, seed_path: str, pool_path: str, train_o
     seed = read_table(seed_path, "problem")
     pool = read_table(pool_path, "problem")
     ok = distilled.filter(pl.col("status") == "CORRECT")
-    train = _with_problem_fields(ok, seed).select(
+    # With teacher.distill_pool the teacher solved pool problems too; they leave the pool like seed ones.
+    problems = pl.concat([seed, pool]).unique("problem_id", keep="first")
+    train = _with_problem_fields(ok, problems).select(
         "problem_id",
         "question",
         "images",
@@ -39,7 +43,7 @@ def assemble_round0(distilled_path: str, seed_path: str, pool_path: str, train_o
         prompt_version=pl.col("prompt_version"),
     )
     # Seed problems whose teacher solution was rejected stay unsolved, like the pool.
-    remain = pl.concat([pool, seed.join(ok.select("problem_id"), on="problem_id", how="anti")])
+    remain = pl.concat([pool, seed]).join(ok.select("problem_id"), on="problem_id", how="anti")
     write_table(train, train_out, "train")
     write_table(remain, remain_out, "problem")
     log.info("round 0: %d distilled examples; %d problems remain", train.height, remain.height)
@@ -48,7 +52,7 @@ def assemble_round0(distilled_path: str, seed_path: str, pool_path: str, train_o
 def assemble_round(
     prev_train_path: str,
     prev_remain_path: str,
-    judgments_path: str,
+    judgments_path: str | None,
     reflection_paths: list[str],
     problem_paths: list[str],
     train_out: str,
@@ -60,13 +64,17 @@ def assemble_round(
     prev_train = read_table(prev_train_path, "train")
     prev_remain = read_table(prev_remain_path, "problem")
     problems = pl.concat([read_table(p, "problem") for p in problem_paths]).unique("problem_id", keep="first")
-    # Only the correct paths are read from the judgments, and only the columns a training row needs.
-    judged = (
-        scan_table(judgments_path, "judgment")
-        .filter(pl.col("status") == "CORRECT")
-        .select("problem_id", "sample_idx", "response", "model", "backend", "prompt_version")
-        .collect()
-    )
+    # Only the correct paths are read from the judgments (every path when unverified), and only the columns
+    # a training row needs.
+    # No judgments in the final reflection stage (reflection.schedule: final): it samples nothing.
+    columns = ["problem_id", "sample_idx", "response", "model", "backend", "prompt_version"]
+    if judgments_path is None:
+        judged = pl.DataFrame(schema={c: SCHEMAS["train"][c] for c in columns})
+    else:
+        judgments = scan_table(judgments_path, "judgment")
+        if cfg.verified:
+            judgments = judgments.filter(pl.col("status") == "CORRECT")
+        judged = judgments.select(columns).collect()
     correct = (
         judged.sort("problem_id", "sample_idx")
         .unique(["problem_id", "response"], keep="first", maintain_order=True)
@@ -109,9 +117,10 @@ def assemble_round(
     write_table(train, train_out, "train")
     write_table(remain, remain_out, "problem")
     log.info(
-        "round %d: +%d self-generated, +%d reflected -> %d examples; pool %d -> %d problems",
+        "round %d: +%d self-generated%s, +%d reflected -> %d examples; pool %d -> %d problems",
         round_idx,
         self_rows.height,
+        "" if cfg.verified else " (unverified: whatever the verdict)",
         n_reflect,
         train.height,
         prev_remain.height,

@@ -33,6 +33,16 @@ class RunConfig(Section):
     rounds: int = Field(3, ge=0, description="Self-evolution rounds R after the distillation round 0.")
     results_dir: str = Field("results", description="Folder for all artifacts (relative to the working directory).")
     logs_dir: str = Field("logs", description="Folder for per-rule, per-round logs.")
+    data_dir: str | None = Field(
+        None,
+        description="Folder of the prepared problems (null: {results_dir}/data). An experiment points its runs of "
+        "one seed at one folder, so that the problems are made once.",
+    )
+    round0_dir: str | None = Field(
+        None,
+        description="Folder holding the base and round_0 stages (null: results_dir). An experiment points the arms "
+        "whose round-0 settings are equal at one folder, so that distillation and round 0 run once per seed.",
+    )
 
 
 class TinyModelConfig(Section):
@@ -177,6 +187,11 @@ class TeacherConfig(Section):
         description="Teacher backend: `programmatic` writes exact solutions from the problems' traces; "
         "`openai` asks the model behind an OpenAI-compatible endpoint (`teacher.openai`).",
     )
+    distill_pool: bool = Field(
+        False,
+        description="Round 0's teacher solves the pool too, not only the seed part (the paper's Table 4 'teacher "
+        "only' arm: with run.rounds 0 and train.match_steps_of, the teacher's data against self-evolution's).",
+    )
     error_rate: float = Field(
         0.1,
         ge=0,
@@ -251,9 +266,12 @@ class ReflectionConfig(Section):
         description="When the teacher rewrites wrong paths: every round (paper Eq. 2), once in the last round "
         "over all rounds' wrong paths (paper Algorithm 1), or never.",
     )
-    feedback: Literal["orm", "none"] = Field(
+    feedback: Literal["orm", "teacher", "none"] = Field(
         "orm",
-        description="Give the teacher the ORM's error step and analysis (`orm`) or only the wrong path.",
+        description="What the teacher is told about a wrong path (paper Table 3): the ORM's error step and analysis "
+        "(`orm`); nothing, as it must find the error itself first (`teacher`: the openai teacher gets a prompt "
+        "that asks it to locate the error, the programmatic one compares the path with its own trace); or only "
+        "the path (`none`: no error located at all).",
     )
     max_per_problem: int = Field(1, ge=1, description="Wrong paths rewritten per problem and round.")
 
@@ -261,6 +279,12 @@ class ReflectionConfig(Section):
 class AssembleConfig(Section):
     max_correct_per_problem: int = Field(
         1, ge=1, description="Distinct correct sampled paths per problem added to the training set."
+    )
+    verified: bool = Field(
+        True,
+        description="Keep only the sampled paths the judge calls correct (the method). false: unverified "
+        "self-training, a control: each sampled problem adds its first paths whatever the verdict and leaves the "
+        "pool (use with reflection.schedule: off).",
     )
 
 
@@ -293,6 +317,12 @@ class TrainConfig(Section):
     num_train_epochs: float = Field(3.0, gt=0, description="Epochs over the round's training set.")
     min_steps: int = Field(0, ge=0, description="Train at least this many optimiser steps per round.")
     max_steps: int = Field(0, ge=0, description="Cap on optimiser steps per round (0: no cap).")
+    match_steps_of: str | None = Field(
+        None,
+        description="results_dir of another run: round 0 trains for as many optimiser steps as that run's rounds "
+        "together (read from its summary), for an equal-compute comparison; same schedule, one cosine cycle. "
+        "null: off.",
+    )
     per_device_train_batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Forward passes per optimiser step and process (ignored when global_batch_size is set)."
@@ -448,6 +478,32 @@ class EvalConfig(Section):
     )
 
 
+class ExperimentsConfig(Section):
+    """Arms x seeds of one experiment, run as one DAG by workflow/experiments.smk (`make experiments`)."""
+
+    results_dir: str = Field(
+        "results/experiments",
+        description="Folder of the experiment: arms/{arm}/seed_{seed}/ (each a whole run), shared/ (work arms "
+        "share), summary.parquet and comparison.md.",
+    )
+    logs_dir: str = Field("logs/experiments", description="Folder of the experiment's logs, laid out as results_dir.")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2],
+        min_length=1,
+        description="run.seed of each repetition; every arm runs every seed, and arms that share a seed share its "
+        "problems, tiny model and (when their settings are equal) round 0, so differences are paired by seed.",
+    )
+    reference: str | None = Field(
+        None, description="The arm every other arm is compared with, paired by seed (null: the first arm)."
+    )
+    arms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Arm name -> overrides of this config (same keys, deep-merged), e.g. no_reflection: "
+        "{reflection: {schedule: 'off'}}. `train.match_steps_of` may name another arm (equal compute). Empty: "
+        "no experiment (see config/presets/paper_ablations.yaml).",
+    )
+
+
 class Config(Section):
     """The whole pipeline configuration (config/config.yaml)."""
 
@@ -465,6 +521,11 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Benchmark evaluation.")
     vllm: VllmConfig = Field(
         default_factory=VllmConfig, description="The vLLM engine, for the rules whose backend is `vllm`."
+    )
+    experiments: ExperimentsConfig = Field(
+        default_factory=ExperimentsConfig,
+        description="Named arms over seeds, compared with intervals (workflow/experiments.smk; ignored by a "
+        "single run).",
     )
 
     @model_validator(mode="after")
@@ -490,6 +551,14 @@ class Config(Section):
             raise ValueError(f"eval.suites: {unknown} not declared; known suites: {known} (add it to data.benchmarks)")
         if len(set(self.eval.suites)) != len(self.eval.suites):
             raise ValueError(f"eval.suites: a suite is listed twice in {self.eval.suites}")
+        exp = self.experiments
+        for name in exp.arms:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ValueError(f"experiments.arms: an arm name is a letter, then letters, digits or _, not {name!r}")
+        if exp.reference is not None and exp.reference not in exp.arms:
+            raise ValueError(f"experiments.reference: {exp.reference!r} is not an arm; arms: {list(exp.arms)}")
+        if len(set(exp.seeds)) != len(exp.seeds):
+            raise ValueError(f"experiments.seeds: a seed is listed twice in {exp.seeds}")
         return self
 
     def suite_scoring(self, suite: str) -> str:

@@ -49,6 +49,14 @@ ANNOTATE_PROMPTS = {
     'is wrong, "improvement_suggestion": how to fix it}}\n'
     "Question: {question}\nReference answer: {answer}\nReasoning path:\n{path}",
 }
+# reflection.feedback: teacher - the teacher writes the feedback itself (paper Table 3, "teacher-written
+# feedback"): first this request, then the reflection prompt with its error step and analysis.
+CRITIQUE_PROMPTS = {
+    "v1": "You are an expert math teacher. Below is a visual math problem and a reasoning path whose final "
+    "answer is surely wrong. Find the first wrong step and say why it is wrong. Reply with JSON only: "
+    '{{"error_step": the number of the first wrong step, "error_analysis": why that step is wrong}}\n'
+    "Question: {question}\nReasoning path:\n{wrong_path}",
+}
 # reflection.feedback: none - the same task without the ORM's error step and analysis.
 REFLECT_NO_FEEDBACK_PROMPTS = {
     "v1": "You are an expert math teacher. Below is a visual math problem and a reasoning path whose final "
@@ -113,6 +121,28 @@ def reflect_prompt(
         error_step=error_step if error_step is not None else "(not located)",
         error_analysis=error_analysis or "(no analysis given)",
     )
+
+
+def critique_prompt(question: str, wrong_path: str, version: str) -> str:
+    return _template(CRITIQUE_PROMPTS, "critique", version).format(question=question, wrong_path=wrong_path)
+
+
+def parse_critique(text: str) -> tuple[int | None, str | None]:
+    """The teacher's own (error_step, error_analysis) from its critique reply; (None, None) when it is not
+    the JSON asked for (the reflection prompt then says the step was not located)."""
+    import json
+
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        obj = json.loads(text[start : end + 1]) if 0 <= start < end else None
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        return None, None
+    step = obj.get("error_step")
+    step = step if isinstance(step, int) and not isinstance(step, bool) and step >= 1 else None
+    analysis = obj.get("error_analysis")
+    return step, analysis if isinstance(analysis, str) and analysis.strip() else None
 
 
 def annotate_prompt(question: str, answer: str, path: str, version: str) -> str:

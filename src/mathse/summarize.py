@@ -6,8 +6,10 @@ more than one suite the table gains an `average` column, the unweighted mean of 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from pathlib import Path
 
 import polars as pl
 
@@ -27,16 +29,24 @@ def summarize(
     out_path: str,
     table_path: str,
     quarantine_path: str | None = None,
+    adapter_paths: dict[str, str] | None = None,
 ) -> pl.DataFrame:
+    """`adapter_paths`: stage -> trained weights folder, whose marker gives the stage's optimiser steps and
+    tokens (the compute each stage cost, which a comparison must show)."""
     # Only the columns the table needs are read (score tables carry every response).
     scores = pl.concat([scan_table(p, "score").select("suite", "stage", "correct") for p in score_paths]).collect()
     sizes = {stage: pl.scan_parquet(p).select(pl.len()).collect().item() for stage, p in train_paths.items()}
+    compute = {stage: train_compute(p) for stage, p in (adapter_paths or {}).items()}
+    steps = {stage: c[0] for stage, c in compute.items()}
+    tokens = {stage: c[1] for stage, c in compute.items()}
     suite_order = {s: i for i, s in enumerate(scores["suite"].unique(maintain_order=True))}
     summary = (
         scores.group_by("suite", "stage")
         .agg(accuracy=pl.col("correct").mean(), n=pl.len(), n_correct=pl.col("correct").sum())
         .with_columns(
             train_size=pl.col("stage").replace_strict(sizes, default=0, return_dtype=pl.Int64),
+            train_steps=pl.col("stage").replace_strict(steps, default=0, return_dtype=pl.Int64),
+            train_tokens=pl.col("stage").replace_strict(tokens, default=0, return_dtype=pl.Int64),
             order=pl.col("stage").map_elements(stage_key, return_dtype=pl.Int64),
             suite_order=pl.col("suite").replace_strict(suite_order, return_dtype=pl.Int64),
         )
@@ -51,6 +61,14 @@ def summarize(
     write_text_atomic(table, table_path)
     log.info("summary:\n%s", table)
     return summary
+
+
+def train_compute(adapter_dir: str) -> tuple[int, int]:
+    """(optimiser steps, tokens) of one training job, from the marker the train rule writes."""
+    from mathse.modeling import TRAINED_MARKER
+
+    info = json.loads((Path(adapter_dir) / TRAINED_MARKER).read_text())
+    return int(info["steps"]), int(info.get("tokens", 0))
 
 
 def markdown_table(summary: pl.DataFrame) -> str:

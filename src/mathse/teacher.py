@@ -19,14 +19,30 @@ import polars as pl
 
 from mathse.api import ChatClient, public_url, write_cost
 from mathse.artifacts import read_table, write_table
-from mathse.config import ReflectionConfig, TeacherConfig
+from mathse.config import OrmConfig, ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.grading import extract_answer
-from mathse.orm import Verdict, VerdictParseError, find_error_step, judge_path, judge_table, parse_verdict
-from mathse.prompts import annotate_prompt, distill_prompt, format_solution, parse_steps, reflect_prompt
+from mathse.orm import (
+    Verdict,
+    VerdictParseError,
+    find_error_step,
+    judge_path,
+    judge_table,
+    model_judge_table,
+    parse_verdict,
+)
+from mathse.prompts import (
+    annotate_prompt,
+    critique_prompt,
+    distill_prompt,
+    format_solution,
+    parse_critique,
+    parse_steps,
+    reflect_prompt,
+)
 
 log = logging.getLogger(__name__)
 TEACHER_NAME = "programmatic-teacher"
-DISTILL, REFLECT, ANNOTATE = 0, 1, 2  # seed-stream tags
+DISTILL, REFLECT, ANNOTATE, CRITIQUE = 0, 1, 2, 3  # seed-stream tags
 _PATH_SCHEMA = {"problem_id": pl.String, "response": pl.String}
 
 
@@ -77,9 +93,14 @@ def write_teacher_cost(client: ChatClient | None, path: str | None, cfg: Teacher
     )
 
 
-def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int, cost_path: str | None = None) -> pl.DataFrame:
-    """The distill rule: a teacher solution for every seed problem, with the ORM's verdict on it."""
-    problems = read_table(seed_path, "problem")
+def distill(
+    seed_path: str | list[str], out_path: str, cfg: TeacherConfig, seed: int, cost_path: str | None = None
+) -> pl.DataFrame:
+    """The distill rule: a teacher solution for every seed problem (and pool problem, with teacher.distill_pool,
+    appended after them so that the seed part's solutions stay the same), with the ORM's verdict on it."""
+    paths = [seed_path] if isinstance(seed_path, str) else list(seed_path)
+    problems = pl.concat([read_table(p, "problem") for p in paths])
+    seed_path = ", ".join(paths)
     client = ChatClient(cfg.openai) if cfg.backend == "openai" else None
     if client is not None:
         log.info("teacher: %s at %s", cfg.openai.model, public_url(client.url))
@@ -150,8 +171,12 @@ def reflect(
     round_idx: int,
     seed: int,
     cost_path: str | None = None,
+    orm: OrmConfig | None = None,
+    backbone: str | None = None,
+    vllm_cfg: VllmConfig | None = None,
 ) -> pl.DataFrame:
-    """The reflect rule: rewrite the wrong paths of problems that stayed unsolved, then re-judge them."""
+    """The reflect rule: rewrite the wrong paths of problems that stayed unsolved, then re-judge them with the
+    configured judge (`orm`, the rule ORM when None), as the paper's ORM re-checks each rewrite."""
     problems = pl.concat([read_table(p, "problem") for p in problem_paths]).unique("problem_id", keep="first")
     judged = pl.concat([read_table(p, "judgment") for p in judgment_paths])
     solved = judged.filter(pl.col("status") == "CORRECT").select("round", "problem_id").unique()
@@ -165,19 +190,22 @@ def reflect(
     ref = {r["problem_id"]: r for r in problems.iter_rows(named=True)}
     client = ChatClient(teacher.openai) if teacher.backend == "openai" else None
     rows, bodies = [], []
-    for r in wrong.iter_rows(named=True):
+    critiques = _teacher_critiques(client, wrong, ref, teacher, seed, round_idx) if cfg.feedback == "teacher" else {}
+    for i, r in enumerate(wrong.iter_rows(named=True)):
         p = ref[r["problem_id"]]
-        step = r["error_step"] if cfg.feedback == "orm" else None
+        # The feedback the teacher works from: the ORM's, its own critique, or none.
+        step, analysis = {"orm": (r["error_step"], r["error_analysis"]), "none": (None, None)}.get(
+            cfg.feedback, critiques.get(i, (None, None))
+        )
         key = (round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
         if client is not None:
-            # With feedback: the ORM's step and analysis; without, only the wrong path.
             prompt = reflect_prompt(
                 question_text(p),
                 r["response"],
-                r["error_step"],
-                r["error_analysis"],
+                step,
+                analysis,
                 teacher.prompt_version,
-                feedback=cfg.feedback == "orm",
+                feedback=cfg.feedback != "none",
             )
             bodies.append(client.body(prompt, p["images"], seed=_request_seed(seed, REFLECT, *key)))
             response = None
@@ -216,9 +244,15 @@ def reflect(
             "response": pl.String,
         },
     )
-    verdicts = judge_table(table.select("problem_id", "response"), problems)
+    paths = table.select("problem_id", "response")
+    if orm is not None and orm.backend == "model":
+        verdicts, _ = model_judge_table(paths, problems, orm, backbone, vllm_cfg)
+    else:
+        verdicts = judge_table(paths, problems)
     out = table.with_columns(
         status=verdicts["status"],
+        judge=verdicts["judge"],
+        answer_correct=verdicts["answer_correct"],
         accepted=verdicts["status"] == "CORRECT",
         round=pl.lit(round_idx, pl.Int64),
         model=pl.lit(teacher_model(teacher)),
@@ -227,8 +261,36 @@ def reflect(
         seed=pl.lit(seed, pl.Int64),
     )
     n_ok = int(out["accepted"].sum()) if out.height else 0
-    log.info("reflected %d wrong paths: %d accepted by the ORM re-check", out.height, n_ok)
+    n_mv = int(out["answer_correct"].sum()) if out.height else 0
+    judge = out["judge"][0] if out.height else "-"
+    log.info(
+        "reflected %d wrong paths: %d accepted by the re-check (%s); math-verify says %d correct",
+        out.height,
+        n_ok,
+        judge,
+        n_mv,
+    )
     return write_table(out, out_path, "reflection")
+
+
+def _teacher_critiques(
+    client: ChatClient | None, wrong: pl.DataFrame, ref: dict, teacher: TeacherConfig, seed: int, round_idx: int
+) -> dict[int, tuple[int | None, str | None]]:
+    """reflection.feedback: teacher - the teacher locates the error of each wrong path itself (row index ->
+    (error_step, error_analysis)). The programmatic teacher compares the path with its own reference trace,
+    which finds the same step as the rule ORM: with it, `teacher` and `orm` feedback agree by construction."""
+    if client is None:
+        return {
+            i: find_error_step(parse_steps(r["response"]), ref[r["problem_id"]]["solution_steps"] or [])
+            for i, r in enumerate(wrong.iter_rows(named=True))
+        }
+    bodies = []
+    for r in wrong.iter_rows(named=True):
+        key = (round_idx, r["round"], zlib.crc32(r["problem_id"].encode()), r["sample_idx"])
+        prompt = critique_prompt(question_text(ref[r["problem_id"]]), r["response"], teacher.prompt_version)
+        bodies.append(client.body(prompt, ref[r["problem_id"]]["images"], seed=_request_seed(seed, CRITIQUE, *key)))
+    texts = [c.text for c in client.complete_all(bodies, desc=f"critique round {round_idx}")]
+    return {i: parse_critique(text) for i, text in enumerate(texts)}
 
 
 def annotate(

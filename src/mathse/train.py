@@ -355,6 +355,7 @@ def train(
         "init": init_weights or "base",
         "examples": len(examples),
         "steps": steps,
+        "tokens": n_tokens,
         "processes": world,
         "distributed": cfg.distributed if world > 1 else "none",
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),

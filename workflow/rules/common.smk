@@ -16,8 +16,17 @@ except ConfigError as err:
 config.update(CFG.model_dump(mode="json"))
 
 RESULTS = CFG.run.results_dir
+# An experiment's runs share the prepared problems (and the tiny model, model.path) of their seed, and
+# base + round 0 when those settings are equal: the folders of those stages may lie outside RESULTS.
+DATA = CFG.run.data_dir or f"{RESULTS}/data"
+ROUND0 = CFG.run.round0_dir or RESULTS
 LOGS = CFG.run.logs_dir
 ROUNDS = CFG.run.rounds
+# reflection.schedule: final (the paper's Algorithm 1) adds a stage of its own after round R: the teacher
+# reflects on the wrong paths of all rounds, and the model trains on D_R plus the accepted reflections. It is
+# round R + 1 here (no rollouts), so that the distilled, self-evolved and reflected models are rows of one summary.
+FINAL_REFLECTION = CFG.reflection.schedule == "final" and ROUNDS >= 1
+LAST = ROUNDS + 1 if FINAL_REFLECTION else ROUNDS
 SUITES = CFG.eval.suites
 # Suites imported from local benchmark files; the others are drawn by the procedural generator.
 BENCHMARKS = {name: CFG.data.benchmarks[name] for name in SUITES if name in CFG.data.benchmarks}
@@ -38,14 +47,27 @@ ORM_WEIGHTS = (
 )
 # The engine of a local model judge (orm.hf.backend); "rule" for the rule ORM and the openai transport.
 JUDGE_ENGINE = CFG.orm.hf.backend if CFG.orm.backend == "model" and CFG.orm.transport == "hf" else "rule"
-STAGES = ["base"] + [f"round_{r}" for r in range(ROUNDS + 1)]
+STAGES = ["base"] + [f"round_{r}" for r in range(LAST + 1)]
 
 if not CFG.model.make_tiny and not Path(MODEL).is_dir():
     raise WorkflowError(f"model.path: {MODEL!r} does not exist (set model.make_tiny: true to create a tiny model)")
 
 
 def round_dir(r):
-    return f"{RESULTS}/round_{r}"
+    return f"{ROUND0}/round_0" if r == 0 else f"{RESULTS}/round_{r}"
+
+
+def stage_dir(stage):
+    """base and round 0 live in ROUND0 (shared by an experiment's arms), later rounds in RESULTS."""
+    return f"{ROUND0}/{stage}" if stage in ("base", "round_0") else f"{RESULTS}/{stage}"
+
+
+def score_files():
+    return [f"{stage_dir(stage)}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+
+
+def round_files(name, rounds):
+    return [f"{round_dir(r)}/{name}" for r in rounds]
 
 
 def previous_round(wildcards):
@@ -67,27 +89,30 @@ def previous_remain(wildcards):
 def reflects_in(r):
     """Does round r run the reflect rule (reflection.schedule)?"""
     schedule = CFG.reflection.schedule
-    return r >= 1 and (schedule == "every_round" or (schedule == "final" and r == ROUNDS))
+    if schedule == "every_round":
+        return 1 <= r <= ROUNDS
+    return FINAL_REFLECTION and r == LAST
 
 
 def reflection_judgments(wildcards):
     """every_round: this round's wrong paths; final: the wrong paths of every round (Algorithm 1)."""
     r = int(wildcards.round)
-    rounds = range(1, r + 1) if CFG.reflection.schedule == "final" else [r]
+    rounds = range(1, ROUNDS + 1) if CFG.reflection.schedule == "final" else [r]
     return [f"{round_dir(i)}/judgments.parquet" for i in rounds]
 
 
 def assemble_inputs(wildcards):
     r = int(wildcards.round)
-    problems = {"seed": f"{RESULTS}/data/seed.parquet", "pool": f"{RESULTS}/data/pool.parquet"}
+    problems = {"seed": f"{DATA}/seed.parquet", "pool": f"{DATA}/pool.parquet"}
     if r == 0:
         return {"distilled": f"{round_dir(0)}/distilled.parquet", **problems}
     inputs = {
         "prev_train": f"{round_dir(r - 1)}/train.parquet",
         "prev_remain": f"{round_dir(r - 1)}/remain.parquet",
-        "judgments": f"{round_dir(r)}/judgments.parquet",
         **problems,
     }
+    if r <= ROUNDS:  # the final reflection stage samples nothing
+        inputs["judgments"] = f"{round_dir(r)}/judgments.parquet"
     if reflects_in(r):
         inputs["reflections"] = f"{round_dir(r)}/reflections.parquet"
     return inputs
@@ -97,6 +122,12 @@ def init_weights(wildcards):
     """train.init: previous starts round r from round r-1's weights; base (and round 0) from the backbone."""
     r = int(wildcards.round)
     return f"{round_dir(r - 1)}/adapter" if r >= 1 and CFG.train.init == "previous" else []
+
+
+def matched_run_summary(wildcards):
+    """train.match_steps_of: round 0 reads the other run's summary for the steps it trained (equal compute)."""
+    other = CFG.train.match_steps_of
+    return [f"{other}/summary.parquet"] if other and int(wildcards.round) == 0 else []
 
 
 def orm_model(wildcards):
@@ -118,20 +149,20 @@ def generation_env(backend):
 
 
 def stage_weights(wildcards):
-    return [] if wildcards.stage == "base" else f"{RESULTS}/{wildcards.stage}/adapter"
+    return [] if wildcards.stage == "base" else f"{stage_dir(wildcards.stage)}/adapter"
 
 
 def all_artifacts():
     """Every round's artifacts (the design's table), so that a deleted one is remade."""
-    files = [f"{RESULTS}/round_0/{name}" for name in ("distilled.parquet", "distill_cost.parquet")]
-    for r in range(ROUNDS + 1):
+    files = [f"{round_dir(0)}/{name}" for name in ("distilled.parquet", "distill_cost.parquet")]
+    for r in range(LAST + 1):
         files += [f"{round_dir(r)}/{name}" for name in ("train.parquet", "remain.parquet", "adapter")]
-        if r >= 1:
+        if 1 <= r <= ROUNDS:
             names = ("rollouts.parquet", "judgments.parquet", "judge_stats.parquet", "judge_cost.parquet")
             files += [f"{round_dir(r)}/{name}" for name in names]
         if reflects_in(r):
             files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
-    files += [f"{RESULTS}/{stage}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+    files += score_files()
     if CFG.orm.trained:
         files += [f"{ORM_DIR}/{name}" for name in ("adapter", "eval.parquet", "eval.md")]
     return files
@@ -140,7 +171,7 @@ def all_artifacts():
 def gallery_reflections(wildcards):
     """The reflections of round r's wrong paths: made in round r (every_round), in the last round (final)."""
     r = int(wildcards.round)
-    made_in = [i for i in range(r, ROUNDS + 1) if reflects_in(i)][:1]
+    made_in = [i for i in range(r, LAST + 1) if reflects_in(i)][:1]
     return [f"{round_dir(i)}/reflections.parquet" for i in made_in]
 
 
@@ -178,11 +209,12 @@ def suite_scoring(wildcards):
 
 def api_cost_files():
     """The api_cost artifact of every distill, judge, reflect (and ORM annotation) job, per round."""
-    files = [f"{RESULTS}/round_0/distill_cost.parquet"]
+    files = [f"{round_dir(0)}/distill_cost.parquet"]
     if CFG.orm.trained:
         files.append(f"{ORM_DIR}/annotate_cost.parquet")
-    for r in range(1, ROUNDS + 1):
-        files.append(f"{round_dir(r)}/judge_cost.parquet")
+    for r in range(1, LAST + 1):
+        if r <= ROUNDS:
+            files.append(f"{round_dir(r)}/judge_cost.parquet")
         if reflects_in(r):
             files.append(f"{round_dir(r)}/reflect_cost.parquet")
     return files

@@ -1,9 +1,10 @@
 rule distill:
     input:
-        seed=f"{RESULTS}/data/seed.parquet",
+        # teacher.distill_pool: the teacher solves the pool too (the paper's Table 4 "teacher only").
+        problems=[f"{DATA}/seed.parquet"] + ([f"{DATA}/pool.parquet"] if CFG.teacher.distill_pool else []),
     output:
-        distilled=f"{RESULTS}/round_0/distilled.parquet",
-        cost=f"{RESULTS}/round_0/distill_cost.parquet",
+        distilled=f"{round_dir(0)}/distilled.parquet",
+        cost=f"{round_dir(0)}/distill_cost.parquet",
     log:
         f"{LOGS}/distill/round_0.log",
     benchmark:

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        suite=f"{RESULTS}/data/bench/{{suite}}.parquet",
+        suite=f"{DATA}/bench/{{suite}}.parquet",
         model=MODEL,
         weights=stage_weights,
     output:

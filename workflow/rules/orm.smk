@@ -1,9 +1,9 @@
 # orm.trained: build ORM data (wrong paths annotated by the teacher), fine-tune the ORM from the backbone, evaluate it on held-out paths.
 rule orm_data:
     input:
-        seed=f"{RESULTS}/data/seed.parquet",
-        pool=f"{RESULTS}/data/pool.parquet",
-        bench=expand(f"{RESULTS}/data/bench/{{suite}}.parquet", suite=SUITES),
+        seed=f"{DATA}/seed.parquet",
+        pool=f"{DATA}/pool.parquet",
+        bench=expand(f"{DATA}/bench/{{suite}}.parquet", suite=SUITES),
     output:
         train=f"{ORM_DIR}/train.parquet",
         eval=f"{ORM_DIR}/eval_paths.parquet",

@@ -2,10 +2,10 @@ rule prepare:
     input:
         sources=training_source_files(),
     output:
-        seed=f"{RESULTS}/data/seed.parquet",
-        pool=f"{RESULTS}/data/pool.parquet",
-        bench=expand(f"{RESULTS}/data/bench/{{suite}}.parquet", suite=PROCEDURAL_SUITES),
-        quarantine=f"{RESULTS}/data/quarantine.parquet",
+        seed=f"{DATA}/seed.parquet",
+        pool=f"{DATA}/pool.parquet",
+        bench=expand(f"{DATA}/bench/{{suite}}.parquet", suite=PROCEDURAL_SUITES),
+        quarantine=f"{DATA}/quarantine.parquet",
     log:
         f"{LOGS}/prepare.log",
     benchmark:
@@ -47,11 +47,11 @@ if BENCHMARKS:
     rule import_benchmark:
         input:
             src=benchmark_source,
-            seed=f"{RESULTS}/data/seed.parquet",
-            pool=f"{RESULTS}/data/pool.parquet",
+            seed=f"{DATA}/seed.parquet",
+            pool=f"{DATA}/pool.parquet",
         output:
-            problems=f"{RESULTS}/data/bench/{{suite}}.parquet",
-            quarantine=f"{RESULTS}/data/bench/{{suite}}.quarantine.jsonl",
+            problems=f"{DATA}/bench/{{suite}}.parquet",
+            quarantine=f"{DATA}/bench/{{suite}}.quarantine.jsonl",
         log:
             f"{LOGS}/import_benchmark/{{suite}}.log",
         benchmark:

@@ -1,8 +1,9 @@
 rule reflect:
     input:
         judgments=reflection_judgments,
-        seed=f"{RESULTS}/data/seed.parquet",
-        pool=f"{RESULTS}/data/pool.parquet",
+        seed=f"{DATA}/seed.parquet",
+        pool=f"{DATA}/pool.parquet",
+        model=orm_model,
     output:
         reflections=f"{RESULTS}/round_{{round}}/reflections.parquet",
         cost=f"{RESULTS}/round_{{round}}/reflect_cost.parquet",
@@ -14,8 +15,13 @@ rule reflect:
         teacher=config["teacher"],
         reflection=config["reflection"],
         seed=config["run"]["seed"],
+        # The rewrites are re-checked by the configured judge, as the judge rule runs it.
+        orm=config["orm"],
+        backbone=MODEL,
+        orm_weights=ORM_WEIGHTS,
+        vllm=vllm_settings(JUDGE_ENGINE),
     threads: 1
     conda:
-        "../../envs/mathse.yaml"
+        generation_env(JUDGE_ENGINE)
     script:
         "../../scripts/reflect.py"

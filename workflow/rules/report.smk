@@ -5,11 +5,11 @@
 rule plots:
     input:
         summary=f"{RESULTS}/summary.parquet",
-        scores=expand(f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet", stage=STAGES, suite=SUITES),
-        train=expand(f"{RESULTS}/round_{{round}}/train.parquet", round=range(ROUNDS + 1)),
-        remain=expand(f"{RESULTS}/round_{{round}}/remain.parquet", round=range(ROUNDS + 1)),
+        scores=score_files(),
+        train=round_files("train.parquet", range(LAST + 1)),
+        remain=round_files("remain.parquet", range(LAST + 1)),
         judgments=expand(f"{RESULTS}/round_{{round}}/judgments.parquet", round=range(1, ROUNDS + 1)),
-        pool=f"{RESULTS}/data/pool.parquet",
+        pool=f"{DATA}/pool.parquet",
         cost=api_cost_files(),
     output:
         table=f"{REPORT}/summary.rst",
@@ -73,8 +73,8 @@ rule gallery:
     input:
         judgments=f"{RESULTS}/round_{{round}}/judgments.parquet",
         reflections=gallery_reflections,
-        seed=f"{RESULTS}/data/seed.parquet",
-        pool=f"{RESULTS}/data/pool.parquet",
+        seed=f"{DATA}/seed.parquet",
+        pool=f"{DATA}/pool.parquet",
     output:
         report(
             f"{REPORT}/gallery/round_{{round}}.html",

@@ -1,8 +1,9 @@
 rule summarize:
     input:
-        scores=expand(f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet", stage=STAGES, suite=SUITES),
-        train=expand(f"{RESULTS}/round_{{round}}/train.parquet", round=range(ROUNDS + 1)),
-        quarantine=f"{RESULTS}/data/quarantine.parquet",
+        scores=score_files(),
+        train=round_files("train.parquet", range(LAST + 1)),
+        quarantine=f"{DATA}/quarantine.parquet",
+        adapters=round_files("adapter", range(LAST + 1)),
     output:
         summary=f"{RESULTS}/summary.parquet",
         table=f"{RESULTS}/summary.md",

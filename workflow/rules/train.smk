@@ -3,6 +3,7 @@ rule train:
         train=f"{RESULTS}/round_{{round}}/train.parquet",
         model=MODEL,
         init=init_weights,
+        match=matched_run_summary,
     output:
         directory(f"{RESULTS}/round_{{round}}/adapter"),
     log:

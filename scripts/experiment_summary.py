@@ -1,0 +1,15 @@
+"""Rule experiment_summary: every run's summary -> results/experiments/summary.parquet, comparison.md (means,
+intervals over seeds, paired differences to the reference arm, compute) and accuracy.png."""
+
+from mathse.experiments import summarize_experiment
+from mathse.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    runs = [(arm, seed, path) for (arm, seed), path in zip(smk.params.runs, smk.input.summaries, strict=True)]
+    summarize_experiment(runs, smk.params.reference, smk.output.summary, smk.output.comparison, smk.output.plot)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,234 @@
+"""Experiments: arms x seeds as one DAG (workflow/experiments.smk), shared work made once, compared with
+intervals. The whole experiment runs once per session on the tiny config (2 arms x 2 seeds); a copy of it
+then gains two arms (the final-reflection schedule and equal-compute distillation)."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from mathse.artifacts import read_table, write_table
+from mathse.config import ConfigError
+from mathse.experiments import compare, mean_interval, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text())
+ARMS = {"full": {}, "no_reflection": {"reflection": {"schedule": "off"}}}
+
+
+def experiment_config(arms: dict, seeds=(0, 1)) -> dict:
+    return {**TINY, "experiments": {"seeds": list(seeds), "reference": "full", "arms": arms}}
+
+
+def run_experiment(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow/experiments.smk"), "--directory",
+           str(workdir), "--configfile", str(workdir / "experiment.yaml"), "--cores", "2", *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts by rule from the dry run's 'Job stats' table."""
+    jobs, in_table = {}, False
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def finished_experiment(tmp_path_factory):
+    work = tmp_path_factory.mktemp("experiment")
+    (work / "experiment.yaml").write_text(yaml.safe_dump(experiment_config(ARMS)))
+    planned = planned_jobs(run_experiment(work, "-n"))
+    run_experiment(work)
+    return work, planned
+
+
+# ---------------------------------------------------------------------------------------------------
+# Planning and statistics (no runs)
+
+
+def test_arms_that_differ_after_round0_share_it_per_seed():
+    arms = {
+        **ARMS,
+        "more_steps": {"train": {"min_steps": 7, "max_steps": 7}},
+        "equal_compute": {"run": {"rounds": 0}, "train": {"match_steps_of": "full"}},
+    }
+    p = plan(experiment_config(arms, seeds=(0, 1, 2)))
+    runs = {(r.arm, r.seed): r.config for r in p.runs}
+    for seed in (0, 1, 2):
+        # full and no_reflection share round 0; a changed train section or the matched steps split it.
+        assert runs[("full", seed)]["run"]["round0_dir"] == runs[("no_reflection", seed)]["run"]["round0_dir"]
+        assert runs[("full", seed)]["run"]["round0_dir"] != runs[("more_steps", seed)]["run"]["round0_dir"]
+        # Every arm of a seed reads the same problems and tiny model.
+        assert len({runs[(arm, seed)]["run"]["data_dir"] for arm in arms}) == 1
+        assert len({runs[(arm, seed)]["model"]["path"] for arm in arms}) == 1
+        matched = runs[("equal_compute", seed)]["train"]["match_steps_of"]
+        assert matched == runs[("full", seed)]["run"]["results_dir"] and f"seed_{seed}" in matched
+    # Three round-0 owners per seed; the problems are made by the first owner of each seed only.
+    assert len(p.owners) == 9
+    assert sum(not o.exclude_rules for o in p.owners) == 3
+    assert {r.config["run"]["seed"] for r in p.runs} == {0, 1, 2}
+
+
+def test_experiment_config_errors_name_the_arm():
+    with pytest.raises(ConfigError, match="experiments.arms.bad"):
+        plan(experiment_config({**ARMS, "bad": {"train": {"lr": -1}}}))
+    with pytest.raises(ConfigError, match="itself"):
+        plan(experiment_config({**ARMS, "loop": {"train": {"match_steps_of": "loop"}}}))
+    with pytest.raises(ConfigError, match="experiments.arms is empty"):
+        plan({**TINY})
+    with pytest.raises(ConfigError, match="experiments.reference"):
+        plan({**TINY, "experiments": {"reference": "nope", "arms": ARMS}})
+
+
+def test_interval_arithmetic_on_known_numbers():
+    mean, sd, lo, hi = mean_interval([1.0, 2.0, 3.0])
+    # t(0.975, 2 df) = 4.303: half width 4.303 * 1 / sqrt(3).
+    assert (mean, sd) == (2.0, 1.0)
+    assert math.isclose(lo, 2 - 4.303 / math.sqrt(3)) and math.isclose(hi, 2 + 4.303 / math.sqrt(3))
+    assert mean_interval([5.0]) == (5.0, None, None, None)
+
+
+def test_comparison_pairs_differences_by_seed():
+    """Seed effects that swamp the unpaired intervals cancel in the paired difference."""
+    rows = []
+    for seed, (ref, arm) in enumerate([(0.30, 0.34), (0.60, 0.64), (0.45, 0.50)]):
+        for name, acc in (("ref", ref), ("arm", arm)):
+            rows.append({"arm": name, "seed": seed, "suite": "s", "stage": "round_1", "final": True, "accuracy": acc,
+                         "n": 100, "n_correct": int(100 * acc), "train_size": 1, "train_steps": 10,
+                         "train_tokens": 100, "total_train_steps": 20, "total_train_tokens": 200})  # fmt: skip
+    table = compare(pl.DataFrame(rows), "ref")
+    arm = table.filter(arm="arm").row(0, named=True)
+    diffs = [4.0, 4.0, 5.0]
+    d_mean = sum(diffs) / 3
+    d_sd = math.sqrt(sum((d - d_mean) ** 2 for d in diffs) / 2)
+    assert math.isclose(arm["diff"], d_mean)
+    assert math.isclose(arm["diff_ci_low"], d_mean - 4.303 * d_sd / math.sqrt(3))
+    assert arm["diff_ci_low"] > 0  # paired: a consistent gain
+    assert arm["ci_low"] < table.filter(arm="ref")["mean"][0]  # unpaired intervals overlap
+    assert table.filter(arm="ref")["diff"][0] is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole experiment DAG
+
+
+@pytest.mark.slow
+def test_experiment_makes_shared_work_once_and_summarizes_every_arm_and_seed(finished_experiment):
+    work, planned = finished_experiment
+    # Per seed: one owner module makes the problems, the tiny model, the teacher's data and round 0, once.
+    for rule in ("prepare", "make_tiny_model", "distill", "train", "assemble"):
+        made = sum(n for name, n in planned.items() if name.startswith("round0_") and name.endswith(f"_{rule}"))
+        assert made == 2, (rule, planned)
+    for arm in ARMS:
+        for seed in (0, 1):
+            assert f"{arm}_s{seed}_prepare" not in planned and f"{arm}_s{seed}_distill" not in planned
+            assert planned[f"{arm}_s{seed}_train"] == 2  # rounds 1 and 2 only
+    summary = read_table(work / "results/experiments/summary.parquet", "experiment_summary")
+    assert set(summary.select("arm", "seed").unique().iter_rows()) == {(a, s) for a in ARMS for s in (0, 1)}
+    final = summary.filter(pl.col("final"))
+    assert final["stage"].unique().to_list() == ["round_2"]
+    # Compute is counted: 3 steps per round (tiny config), rounds 0..2.
+    assert final["total_train_steps"].to_list() == [9] * 4 and (final["total_train_tokens"] > 0).all()
+    # Arms of one seed share base and round 0: the same scores.
+    r0 = summary.filter(stage="round_0").group_by("seed").agg(pl.col("accuracy").n_unique())
+    assert r0["accuracy"].to_list() == [1, 1]
+    text = (work / "results/experiments/comparison.md").read_text()
+    assert "| full | round_2 |" in text and "| no_reflection | round_2 |" in text and "reference" in text
+    assert (work / "results/experiments/accuracy.png").stat().st_size > 0
+    # no_reflection reflects nothing; full does.
+    assert not list((work / "results/experiments/arms/no_reflection").glob("seed_*/round_*/reflections.parquet"))
+    assert len(list((work / "results/experiments/arms/full").glob("seed_*/round_*/reflections.parquet"))) == 4
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@pytest.mark.slow
+def test_orm_feedback_never_states_the_reference_answer(finished_experiment):
+    """The paper's ORM prompt forbids giving the answer away: every WRONG verdict of the run, without the
+    path's own words it quotes and the step numbers, holds no number equal to the reference answer."""
+    work, _ = finished_experiment
+    answers = {}
+    for p in (work / "results/experiments/shared").glob("seed_*/data_*/*.parquet"):
+        if p.name in ("seed.parquet", "pool.parquet"):
+            answers.update(dict(read_table(p, "problem").select("problem_id", "answer").iter_rows()))
+    checked = 0
+    for path in (work / "results/experiments/arms").glob("*/seed_*/round_*/judgments.parquet"):
+        for r in read_table(path, "judgment").filter(status="WRONG").iter_rows(named=True):
+            text = r["error_analysis"] + " " + r["improvement_suggestion"]
+            text = re.sub(r"'[^']*'", "", text)  # the path's own words
+            text = re.sub(r"(?i)steps? \d+( to \d+)?|after step \d+", "", text)
+            assert answers[r["problem_id"]] not in NUMBER.findall(text), (r["problem_id"], text)
+            checked += 1
+    assert checked > 0
+
+
+@pytest.mark.slow
+def test_added_arms_run_alone_final_reflection_stage_and_equal_compute(finished_experiment, tmp_path):
+    work = tmp_path / "experiment"
+    shutil.copytree(finished_experiment[0], work, symlinks=True)
+    arms = {
+        **ARMS,
+        "final_reflection": {"reflection": {"schedule": "final"}},
+        "equal_compute": {"run": {"rounds": 0}, "train": {"match_steps_of": "full"}},
+    }
+    (work / "experiment.yaml").write_text(yaml.safe_dump(experiment_config(arms)))
+    planned = planned_jobs(run_experiment(work, "-n"))
+    finished = {f"{arm}_s{seed}_" for arm in ARMS for seed in (0, 1)}
+    assert not [name for name in planned if any(name.startswith(p) for p in finished)], planned
+    # The finished owners' round 0 and data are not redone; equal_compute gets a round 0 of its own.
+    assert not [name for name in planned if name.endswith(("_prepare", "_make_tiny_model"))], planned
+    assert planned["final_reflection_s0_train"] == 3  # rounds 1, 2 and the final reflection stage
+    run_experiment(work)
+    arm = work / "results/experiments/arms/final_reflection/seed_0"
+    summary = read_table(arm / "summary.parquet", "summary")
+    assert sorted(summary["stage"].unique()) == ["base", "round_0", "round_1", "round_2", "round_3"]
+    # Algorithm 1: no reflection in rounds 1..R; the extra stage trains on D_R plus all rounds' reflections.
+    assert not (arm / "round_1/reflections.parquet").exists() and not (arm / "round_2/reflections.parquet").exists()
+    d_r = read_table(arm / "round_2/train.parquet", "train")
+    final = read_table(arm / "round_3/train.parquet", "train")
+    reflections = read_table(arm / "round_3/reflections.parquet", "reflection")
+    assert set(reflections["source_round"].unique()) <= {1, 2} and reflections.height > 0
+    assert "reflect" not in d_r["origin"].to_list()
+    assert final.height == d_r.height + int(reflections["accepted"].sum())
+    # Equal compute: round 0 alone, trained as many steps as the whole `full` run of the same seed.
+    exp = read_table(work / "results/experiments/summary.parquet", "experiment_summary")
+    for seed in (0, 1):
+        full = exp.filter(arm="full", seed=seed, final=True)["total_train_steps"][0]
+        matched = exp.filter(arm="equal_compute", seed=seed, final=True)
+        assert matched["stage"][0] == "round_0" and matched["total_train_steps"][0] == full == 9
+    text = (work / "results/experiments/comparison.md").read_text()
+    assert "| final_reflection | round_3 |" in text and "| equal_compute | round_0 |" in text
+
+
+def test_matched_steps_reads_the_other_runs_summary(tmp_path):
+    from mathse.experiments import matched_steps
+
+    rows = [("synthetic", "base", 0), ("synthetic", "round_0", 5), ("synthetic", "round_1", 7),
+            ("other", "round_0", 5), ("other", "round_1", 7)]  # fmt: skip
+    summary = pl.DataFrame(
+        [{"suite": s, "stage": st, "accuracy": 0.5, "n": 2, "n_correct": 1, "train_size": 1, "train_steps": k,
+          "train_tokens": 10 * k} for s, st, k in rows]  # fmt: skip
+    )
+    write_table(summary, tmp_path / "summary.parquet", "summary")
+    assert matched_steps(str(tmp_path / "summary.parquet")) == 12  # per stage, not per suite
