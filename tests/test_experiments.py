@@ -20,7 +20,8 @@ from mathse.config import ConfigError
 from mathse.experiments import compare, mean_interval, plan
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text())
+# One round: an experiment is many runs, and one round shows every link (round 0 shared, round 1 per arm).
+TINY = {**yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text()), "run": {"seed": 0, "rounds": 1}}
 ARMS = {"full": {}, "no_reflection": {"reflection": {"schedule": "off"}}}
 
 
@@ -142,22 +143,22 @@ def test_experiment_makes_shared_work_once_and_summarizes_every_arm_and_seed(fin
     for arm in ARMS:
         for seed in (0, 1):
             assert f"{arm}_s{seed}_prepare" not in planned and f"{arm}_s{seed}_distill" not in planned
-            assert planned[f"{arm}_s{seed}_train"] == 2  # rounds 1 and 2 only
+            assert planned[f"{arm}_s{seed}_train"] == 1  # round 1 only
     summary = read_table(work / "results/experiments/summary.parquet", "experiment_summary")
     assert set(summary.select("arm", "seed").unique().iter_rows()) == {(a, s) for a in ARMS for s in (0, 1)}
     final = summary.filter(pl.col("final"))
-    assert final["stage"].unique().to_list() == ["round_2"]
-    # Compute is counted: 3 steps per round (tiny config), rounds 0..2.
-    assert final["total_train_steps"].to_list() == [9] * 4 and (final["total_train_tokens"] > 0).all()
+    assert final["stage"].unique().to_list() == ["round_1"]
+    # Compute is counted: 3 steps per round (tiny config), rounds 0 and 1.
+    assert final["total_train_steps"].to_list() == [6] * 4 and (final["total_train_tokens"] > 0).all()
     # Arms of one seed share base and round 0: the same scores.
     r0 = summary.filter(stage="round_0").group_by("seed").agg(pl.col("accuracy").n_unique())
     assert r0["accuracy"].to_list() == [1, 1]
     text = (work / "results/experiments/comparison.md").read_text()
-    assert "| full | round_2 |" in text and "| no_reflection | round_2 |" in text and "reference" in text
+    assert "| full | round_1 |" in text and "| no_reflection | round_1 |" in text and "reference" in text
     assert (work / "results/experiments/accuracy.png").stat().st_size > 0
     # no_reflection reflects nothing; full does.
     assert not list((work / "results/experiments/arms/no_reflection").glob("seed_*/round_*/reflections.parquet"))
-    assert len(list((work / "results/experiments/arms/full").glob("seed_*/round_*/reflections.parquet"))) == 4
+    assert len(list((work / "results/experiments/arms/full").glob("seed_*/round_*/reflections.parquet"))) == 2
 
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -198,17 +199,17 @@ def test_added_arms_run_alone_final_reflection_stage_and_equal_compute(finished_
     assert not [name for name in planned if any(name.startswith(p) for p in finished)], planned
     # The finished owners' round 0 and data are not redone; equal_compute gets a round 0 of its own.
     assert not [name for name in planned if name.endswith(("_prepare", "_make_tiny_model"))], planned
-    assert planned["final_reflection_s0_train"] == 3  # rounds 1, 2 and the final reflection stage
+    assert planned["final_reflection_s0_train"] == 2  # round 1 and the final reflection stage
     run_experiment(work)
     arm = work / "results/experiments/arms/final_reflection/seed_0"
     summary = read_table(arm / "summary.parquet", "summary")
-    assert sorted(summary["stage"].unique()) == ["base", "round_0", "round_1", "round_2", "round_3"]
+    assert sorted(summary["stage"].unique()) == ["base", "round_0", "round_1", "round_2"]
     # Algorithm 1: no reflection in rounds 1..R; the extra stage trains on D_R plus all rounds' reflections.
-    assert not (arm / "round_1/reflections.parquet").exists() and not (arm / "round_2/reflections.parquet").exists()
-    d_r = read_table(arm / "round_2/train.parquet", "train")
-    final = read_table(arm / "round_3/train.parquet", "train")
-    reflections = read_table(arm / "round_3/reflections.parquet", "reflection")
-    assert set(reflections["source_round"].unique()) <= {1, 2} and reflections.height > 0
+    assert not (arm / "round_1/reflections.parquet").exists() and not (arm / "round_2/rollouts.parquet").exists()
+    d_r = read_table(arm / "round_1/train.parquet", "train")
+    final = read_table(arm / "round_2/train.parquet", "train")
+    reflections = read_table(arm / "round_2/reflections.parquet", "reflection")
+    assert set(reflections["source_round"].unique()) == {1} and reflections.height > 0
     assert "reflect" not in d_r["origin"].to_list()
     assert final.height == d_r.height + int(reflections["accepted"].sum())
     # Equal compute: round 0 alone, trained as many steps as the whole `full` run of the same seed.
@@ -216,9 +217,9 @@ def test_added_arms_run_alone_final_reflection_stage_and_equal_compute(finished_
     for seed in (0, 1):
         full = exp.filter(arm="full", seed=seed, final=True)["total_train_steps"][0]
         matched = exp.filter(arm="equal_compute", seed=seed, final=True)
-        assert matched["stage"][0] == "round_0" and matched["total_train_steps"][0] == full == 9
+        assert matched["stage"][0] == "round_0" and matched["total_train_steps"][0] == full == 6
     text = (work / "results/experiments/comparison.md").read_text()
-    assert "| final_reflection | round_3 |" in text and "| equal_compute | round_0 |" in text
+    assert "| final_reflection | round_2 |" in text and "| equal_compute | round_0 |" in text
 
 
 def test_matched_steps_reads_the_other_runs_summary(tmp_path):
@@ -232,3 +233,17 @@ def test_matched_steps_reads_the_other_runs_summary(tmp_path):
     )
     write_table(summary, tmp_path / "summary.parquet", "summary")
     assert matched_steps(str(tmp_path / "summary.parquet")) == 12  # per stage, not per suite
+
+
+def test_experiment_rules_get_the_profiles_cluster_resources(tmp_path):
+    """The modules' rules are renamed ({arm}_s{seed}_train, ...); the SLURM profile's per-rule resources reach
+    them as they reach the rules of one run, so an experiment runs on a cluster with the same profile."""
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(experiment_config(ARMS)))
+    proc = run_experiment(tmp_path, "-n", "--profile", str(ROOT / "profiles/slurm"))
+    blocks = {b.split("\n")[0].strip().rstrip(":"): b for b in (proc.stdout + proc.stderr).split("rule ")[1:]}
+    for name in ("full_s0_train", "no_reflection_s1_rollout", "full_s1_evaluate"):
+        block = blocks[name]
+        assert "slurm_partition=gpu" in block and "gpu=" in block, block
+    assert "gpu=8" in blocks["full_s0_train"]
+    prepare = next(b for n, b in blocks.items() if n.startswith("round0_") and n.endswith("_prepare"))
+    assert "slurm_partition=cpu" in prepare
