@@ -25,10 +25,13 @@ demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local --report results/report.html
 
 # The paper's comparisons and their controls: every arm x seed of the preset as one DAG (shared work made once)
-# -> results/experiments/summary.parquet, comparison.md (intervals over seeds, paired differences, compute).
+# -> results/experiments/summary.parquet, comparison.md (intervals over seeds, paired differences, compute),
+# report.html (accuracy per arm with its interval).
 EXPERIMENT ?= config/presets/paper_ablations.yaml
 experiments: $(STAMP)
 	$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT)
+	$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) \
+		--report results/experiments/report.html
 	cat results/experiments/comparison.md
 
 # The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.

@@ -4,7 +4,7 @@ from mathse.config import ModelConfig, TrainConfig
 from mathse.experiments import matched_steps
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.train import launch
+from mathse.train import launch, round_train_config
 
 
 def main(smk) -> None:
@@ -24,10 +24,9 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
-    cfg = TrainConfig.model_validate(smk.params.train)
-    if smk.input.match:  # train.match_steps_of: as many steps as the other run's rounds together
-        steps = matched_steps(smk.input.match[0])
-        cfg = cfg.model_copy(update={"min_steps": steps, "max_steps": steps})
+    # train.match_steps_of: as many steps as the other run's rounds together
+    matched = matched_steps(smk.input.match[0]) if smk.input.match else None
+    cfg = round_train_config(TrainConfig.model_validate(smk.params.train), kwargs["round_idx"], matched)
     # One process, or train.num_processes DDP processes (one per GPU of the job).
     launch(kwargs, cfg, smk.log[0])
 

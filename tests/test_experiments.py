@@ -60,6 +60,7 @@ def finished_experiment(tmp_path_factory):
     (work / "experiment.yaml").write_text(yaml.safe_dump(experiment_config(ARMS)))
     planned = planned_jobs(run_experiment(work, "-n"))
     run_experiment(work)
+    run_experiment(work, "--report", str(work / "report.html"))
     return work, planned
 
 
@@ -156,6 +157,8 @@ def test_experiment_makes_shared_work_once_and_summarizes_every_arm_and_seed(fin
     text = (work / "results/experiments/comparison.md").read_text()
     assert "| full | round_1 |" in text and "| no_reflection | round_1 |" in text and "reference" in text
     assert (work / "results/experiments/accuracy.png").stat().st_size > 0
+    report = (work / "report.html").read_text()
+    assert "accuracy per arm with its interval" in report and "MathSE experiment" in report
     # no_reflection reflects nothing; full does.
     assert not list((work / "results/experiments/arms/no_reflection").glob("seed_*/round_*/reflections.parquet"))
     assert len(list((work / "results/experiments/arms/full").glob("seed_*/round_*/reflections.parquet"))) == 2
@@ -247,3 +250,14 @@ def test_experiment_rules_get_the_profiles_cluster_resources(tmp_path):
     assert "gpu=8" in blocks["full_s0_train"]
     prepare = next(b for n, b in blocks.items() if n.startswith("round0_") and n.endswith("_prepare"))
     assert "slurm_partition=cpu" in prepare
+
+
+def test_round_training_settings():
+    from mathse.config import TrainConfig
+    from mathse.train import plan_steps, round_train_config
+
+    cfg = TrainConfig(min_steps=200, round0_min_steps=1000, num_train_epochs=1, per_device_train_batch_size=16)
+    assert plan_steps(100, round_train_config(cfg, 0)) == 1000
+    assert plan_steps(100, round_train_config(cfg, 1)) == 200
+    assert plan_steps(100, round_train_config(TrainConfig(min_steps=200), 0)) == 200
+    assert plan_steps(10**6, round_train_config(cfg, 0, matched_steps=1400)) == 1400  # exactly, even with more data

@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/../config/config.yaml"
 
 
+# Declared before the modules, so that theirs (a single run's first page) does not replace it.
+report: "report/experiments.rst"
+
+
 try:
     PLAN = plan(config)
 except ConfigError as err:

@@ -316,6 +316,13 @@ class TrainConfig(Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warmup.")
     num_train_epochs: float = Field(3.0, gt=0, description="Epochs over the round's training set.")
     min_steps: int = Field(0, ge=0, description="Train at least this many optimiser steps per round.")
+    round0_min_steps: int | None = Field(
+        None,
+        ge=0,
+        description="Round 0 (distillation from the base model) trains at least this many steps instead of "
+        "min_steps, so that later rounds can be short fine-tunes of a model that has learnt the task (null: "
+        "min_steps).",
+    )
     max_steps: int = Field(0, ge=0, description="Cap on optimiser steps per round (0: no cap).")
     match_steps_of: str | None = Field(
         None,

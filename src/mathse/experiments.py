@@ -136,16 +136,20 @@ def plan(raw: dict[str, Any]) -> Plan:
                     raise ConfigError(f"experiments.arms.{arm}: train.match_steps_of names the arm itself")
                 cfg["train"]["match_steps_of"] = f"{root}/arms/{other}/seed_{seed}"
             try:
-                load_config(cfg)
+                # Keys of shared folders from the values that differ from the defaults: a setting added to a
+                # later version of the config does not move finished work (Snakemake still reruns what a
+                # changed setting touches, through the rules' params).
+                given = load_config(cfg).model_dump(mode="json", exclude_defaults=True)
             except ConfigError as err:
                 raise ConfigError(f"experiments.arms.{arm}: {err}") from None
             # The problems and model of this seed; a tiny model is made beside them.
-            data_key = _short_hash([seed, cfg["data"], cfg["model"] if not cfg["model"]["make_tiny"] else None])
+            data_key = _short_hash([seed, given.get("data"), given.get("model")])
             data_dir = f"{root}/shared/seed_{seed}/data_{data_key}"
             cfg["run"]["data_dir"] = data_dir
             if cfg["model"]["make_tiny"]:
                 cfg["model"]["path"] = f"{data_dir}/model/tiny"
-            r0_key = _short_hash(_without(cfg, AFTER_ROUND0))
+            given["run"] = {**given.get("run", {}), "seed": seed, "data_dir": data_dir}
+            r0_key = _short_hash(_without(given, AFTER_ROUND0))
             round0_dir = f"{root}/shared/seed_{seed}/round0_{r0_key}"
             if (seed, r0_key) not in owners:
                 owner_cfg = deep_merge(

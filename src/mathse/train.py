@@ -156,6 +156,16 @@ def accumulation(cfg: TrainConfig, world: int) -> int:
     return cfg.global_batch_size // per_pass
 
 
+def round_train_config(cfg: TrainConfig, round_idx: int, matched_steps: int | None = None) -> TrainConfig:
+    """The training settings of one round: round 0 trains train.round0_min_steps when set, and exactly
+    `matched_steps` when it matches another run's compute (train.match_steps_of)."""
+    if round_idx == 0 and cfg.round0_min_steps is not None:
+        cfg = cfg.model_copy(update={"min_steps": cfg.round0_min_steps})
+    if matched_steps is not None:
+        cfg = cfg.model_copy(update={"min_steps": matched_steps, "max_steps": matched_steps})
+    return cfg
+
+
 def plan_steps(n_examples: int, cfg: TrainConfig, world: int = 1) -> int:
     per_step = cfg.per_device_train_batch_size * accumulation(cfg, world) * world
     steps = math.ceil(math.ceil(n_examples * cfg.num_train_epochs) / per_step)
