@@ -150,7 +150,7 @@ LOOP = """
 
 @pytest.mark.slow
 def test_pip_install_into_a_fresh_venv_gives_a_working_package(tmp_path):
-    """The README's install: `pip install -c requirements.txt .` into a new venv (about 3 min, 6 GB)."""
+    """The README's install: `pip install -c requirements.txt .` into a new venv (several minutes, 6 GB)."""
     src = tmp_path / "mathse-src"  # a copy, so that the build leaves nothing in the checkout
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE", "requirements.txt"):
