@@ -48,6 +48,7 @@ def train_table(tmp_path_factory, data_dir):
     return path
 
 
+@pytest.mark.slow  # three processes that each load torch and the model
 def test_killed_training_resumes_from_its_checkpoint_to_identical_weights(tmp_path, train_table, tiny_model_dir):
     fmt = dict(data=train_table, model=tiny_model_dir)
     code = TRAIN.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt)
@@ -75,6 +76,7 @@ ROLLOUT = """
 """
 
 
+@pytest.mark.slow
 def test_killed_rollout_redoes_only_unfinished_shards(tmp_path, data_dir, tiny_model_dir):
     fmt = dict(pool=data_dir / "pool.parquet", model=tiny_model_dir)
     code = ROLLOUT.format(out=tmp_path / "a.parquet", log=tmp_path / "a.log", **fmt)
@@ -91,6 +93,7 @@ def test_killed_rollout_redoes_only_unfinished_shards(tmp_path, data_dir, tiny_m
     assert not (tmp_path / "b.parquet.shards").exists()
 
 
+@pytest.mark.slow
 def test_shards_of_a_changed_input_are_never_resumed(tmp_path, data_dir, tiny_model_dir):
     """A rollout killed after two shards, then its problem file edited in place: every shard is redone on the new
     content (the stale ones are removed) and the result equals an uninterrupted run on the edited file."""
@@ -134,6 +137,7 @@ EVALUATE = """
 """
 
 
+@pytest.mark.slow
 def test_killed_evaluation_resumes_from_its_shards_to_identical_scores(tmp_path, data_dir, tiny_model_dir):
     fmt = dict(suite=data_dir / "bench/synthetic.parquet", model=tiny_model_dir)
     code = EVALUATE.format(out=tmp_path / "a.parquet", log=tmp_path / "a.log", **fmt)
