@@ -16,6 +16,8 @@ from mathse.artifacts import SCHEMAS, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+# Every test here starts Snakemake (seconds for a dry run, minutes for a run): none is in `make test-quick`.
+pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
