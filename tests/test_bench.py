@@ -9,6 +9,7 @@ def test_image_decoded_once_per_problem():
     assert result["decodes_cached"] == 4
 
 
+@pytest.mark.slow
 def test_batched_greedy_equals_one_request_at_a_time(tiny_model_dir, data_dir):
     """Batching (left padding, length sorting, one image pass per prompt) must not change greedy outputs."""
     import polars as pl
@@ -27,6 +28,7 @@ def test_batched_greedy_equals_one_request_at_a_time(tiny_model_dir, data_dir):
     assert sum(r["num_tokens"] for r in batched) > len(problems)  # something was generated
 
 
+@pytest.mark.slow
 def test_generation_bench_reports_both_variants(tmp_path):
     from mathse.bench.generation import compare
     from mathse.config import DataConfig, TinyModelConfig
@@ -38,6 +40,7 @@ def test_generation_bench_reports_both_variants(tmp_path):
     assert r["batched_tok_s"] > 0 and r["naive_tok_s"] > 0 and r["ratio"] > 0
 
 
+@pytest.mark.slow
 def test_overhead_bench_plans_a_long_dag(tmp_path):
     from mathse.bench.overhead import bench_overhead
 
@@ -47,6 +50,7 @@ def test_overhead_bench_plans_a_long_dag(tmp_path):
     assert r["dry_run_s"] > 0 and "noop_s" not in r
 
 
+@pytest.mark.slow
 def test_packing_bench_reports_both_layouts_and_equal_losses():
     from mathse.bench.training import SHAPES, bench_packing, section
 
@@ -60,6 +64,7 @@ def test_packing_bench_reports_both_layouts_and_equal_losses():
     assert lines[0].startswith("## Training") and any(line.startswith("| tiny |") for line in lines)
 
 
+@pytest.mark.slow
 def test_data_stages_bench_reports_every_stage_and_the_bounds():
     from mathse.bench.data import STAGES, bench_data_stages, section
 

@@ -113,9 +113,19 @@ def test_the_train_rule_of_a_snakemake_run_trains_in_fsdp_processes(tmp_path):
     from test_workflow import ROOT, snakemake, write_config
 
     write_config(tmp_path, run__rounds=0, train__num_processes=2, train__distributed="fsdp", train__global_batch_size=8)
-    target = "results/round_0/scores/synthetic.parquet"
-    snakemake(tmp_path, "--profile", str(ROOT / "profiles/local"), "--cores", "2", target)
-    info = json.loads((tmp_path / "results/round_0/adapter/mathse_train.json").read_text())
+    targets = [f"results/{stage}/scores/synthetic.parquet" for stage in ("base", "round_0")]
+    snakemake(tmp_path, "--profile", str(ROOT / "profiles/local"), "--cores", "2", *targets)
+    res = tmp_path / "results"
+    info = json.loads((res / "round_0/adapter/mathse_train.json").read_text())
     assert info["processes"] == 2 and info["distributed"] == "fsdp" and info["steps"] == 3
     assert "FSDP: 2 decoder layers" in (tmp_path / "logs/train/round_0.log").read_text()
-    assert (tmp_path / target).exists()
+    # The saved weights are whole (gathered from the two shards), every tensor of the base at its shape, trained.
+    base = load_file(res / "model/tiny/model.safetensors")
+    trained = load_file(res / "round_0/adapter/model.safetensors")
+    assert trained.keys() == base.keys() and all(trained[k].shape == base[k].shape for k in base)
+    assert any(not torch.equal(trained[k], base[k]) for k in base)
+    # Evaluation scored every test problem with those weights: its answers are not the base model's.
+    before, after = (read_table(tmp_path / t, "score") for t in targets)
+    assert after.height == before.height == 9 and set(after["stage"]) == {"round_0"}
+    assert after["problem_id"].to_list() == before["problem_id"].to_list()
+    assert not after["response"].equals(before["response"])

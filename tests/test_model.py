@@ -101,6 +101,7 @@ def test_train_torch_dtype_keeps_float32_master_weights_over_a_bfloat16_model(ti
         assert {w.dtype for w in weights.values()} == {expected}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_training_lowers_the_loss_and_saves_loadable_weights(method, tiny_model_dir, data_dir, tmp_path):
     _train_table(data_dir, tmp_path / "train.parquet")

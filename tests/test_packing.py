@@ -137,6 +137,7 @@ def _train(tmp_path, tiny_model_dir, name, **kw):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_training_packed_or_padded_reaches_the_same_loss(tmp_path, tiny_model_dir, data_dir):
     from test_model import _train_table
 

@@ -7,6 +7,7 @@ from test_workflow import planned_jobs, snakemake, write_config
 from mathse.artifacts import read_table
 
 
+@pytest.mark.slow
 def test_dry_run_plans_the_parts_of_every_round(tmp_path):
     write_config(tmp_path, rollout__parallel_jobs=3)
     jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))

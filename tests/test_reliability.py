@@ -48,6 +48,7 @@ def train_table(tmp_path_factory, data_dir):
     return path
 
 
+@pytest.mark.slow  # three processes that each load torch and the model
 def test_killed_training_resumes_from_its_checkpoint_to_identical_weights(tmp_path, train_table, tiny_model_dir):
     fmt = dict(data=train_table, model=tiny_model_dir)
     code = TRAIN.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt)
@@ -75,6 +76,7 @@ ROLLOUT = """
 """
 
 
+@pytest.mark.slow
 def test_killed_rollout_redoes_only_unfinished_shards(tmp_path, data_dir, tiny_model_dir):
     fmt = dict(pool=data_dir / "pool.parquet", model=tiny_model_dir)
     code = ROLLOUT.format(out=tmp_path / "a.parquet", log=tmp_path / "a.log", **fmt)
@@ -88,6 +90,69 @@ def test_killed_rollout_redoes_only_unfinished_shards(tmp_path, data_dir, tiny_m
     n_shards = (read_table(data_dir / "pool.parquet", "problem").height + 1) // 2
     assert f"2 of {n_shards} shards were already done" in (tmp_path / "b2.log").read_text()
     assert filecmp.cmp(tmp_path / "a.parquet", out, shallow=False), "resumed rollouts differ from uninterrupted ones"
+    assert not (tmp_path / "b.parquet.shards").exists()
+
+
+@pytest.mark.slow
+def test_shards_of_a_changed_input_are_never_resumed(tmp_path, data_dir, tiny_model_dir):
+    """A rollout killed after two shards, then its problem file edited in place: every shard is redone on the new
+    content (the stale ones are removed) and the result equals an uninterrupted run on the edited file."""
+    import polars as pl
+
+    from mathse.artifacts import write_table
+
+    pool = tmp_path / "pool.parquet"
+    pool.write_bytes((data_dir / "pool.parquet").read_bytes())
+    out = tmp_path / "b.parquet"
+    fmt = dict(pool=pool, model=tiny_model_dir, out=out)
+    run_killed(ROLLOUT.format(log=tmp_path / "b1.log", **fmt), "rollout_shard@2", tmp_path)
+    stale = sorted(tmp_path.glob("b.parquet.shards/*/shard_*.parquet"))
+    assert len(stale) == 2
+    stale_rows = pl.concat([pl.read_parquet(p) for p in stale])
+    # Same path, the questions changed: only the content tells the two files apart.
+    problems = read_table(pool, "problem")
+    edited = problems.with_columns(pl.col("question") + " Show each step.")
+    assert edited.height == problems.height and not edited["question"].equals(problems["question"])
+    write_table(edited, str(pool), "problem")
+    code = ROLLOUT.format(log=tmp_path / "b2.log", **fmt)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True)
+    log, n_shards = (tmp_path / "b2.log").read_text(), (problems.height + 1) // 2
+    assert "resumed" not in log and f"shard 1/{n_shards} done" in log and f"shard 2/{n_shards} done" in log
+    assert not any(p.exists() for p in stale), "stale shards are removed"
+    fresh = ROLLOUT.format(log=tmp_path / "c.log", **{**fmt, "out": tmp_path / "c.parquet"})
+    subprocess.run([sys.executable, "-c", textwrap.dedent(fresh)], check=True, capture_output=True)
+    assert filecmp.cmp(tmp_path / "c.parquet", out, shallow=False), "the stale shards leaked into the result"
+    # The edit changes those shards' rows, so a resumed stale shard could not have passed the comparison.
+    first = read_table(out, "rollout").head(stale_rows.height)
+    assert not first["response"].equals(stale_rows["response"])
+
+
+EVALUATE = """
+    from mathse.config import EvalConfig, ModelConfig
+    from mathse.logs import setup_logging
+    from mathse.rollout import run_evaluate
+    setup_logging("{log}")
+    run_evaluate("{suite}", None, "{out}", ModelConfig(path="{model}"), EvalConfig(max_new_tokens=8, shard_size=2),
+                 suite="synthetic", stage="base", seed=0, prompt_version="v1")
+"""
+
+
+@pytest.mark.slow
+def test_killed_evaluation_resumes_from_its_shards_to_identical_scores(tmp_path, data_dir, tiny_model_dir):
+    fmt = dict(suite=data_dir / "bench/synthetic.parquet", model=tiny_model_dir)
+    code = EVALUATE.format(out=tmp_path / "a.parquet", log=tmp_path / "a.log", **fmt)
+    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True)
+    out = tmp_path / "b.parquet"
+    run_killed(EVALUATE.format(out=out, log=tmp_path / "b1.log", **fmt), "evaluate_shard@1", tmp_path)
+    assert not out.exists()
+    assert len(list(tmp_path.glob("b.parquet.shards/*/shard_*.parquet"))) == 1
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(EVALUATE.format(out=out, log=tmp_path / "b2.log", **fmt))],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    n_shards = (read_table(fmt["suite"], "problem").height + 1) // 2
+    assert f"resumed, 1 of {n_shards} shards were already done" in (tmp_path / "b2.log").read_text()
+    assert filecmp.cmp(tmp_path / "a.parquet", out, shallow=False), "resumed scores differ from uninterrupted ones"
     assert not (tmp_path / "b.parquet.shards").exists()
 
 

@@ -79,6 +79,7 @@ def test_source_config_mistakes_are_named(data, message):
         load_config({"data": data})
 
 
+@pytest.mark.slow
 def test_round_0_trains_on_a_file_pool_and_reports_contamination(tmp_path):
     """A file pool through prepare, distill and assemble; a benchmark sharing a pool problem is reported."""
     pool = export_jsonl(tmp_path / "pool", 10)

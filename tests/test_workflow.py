@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from mathse.artifacts import SCHEMAS, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+# Every test here starts Snakemake (seconds for a dry run, minutes for a run): none is in `make test-quick`.
+pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -105,12 +108,10 @@ def test_missing_model_path_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("dag")
-    write_config(workdir)
-    snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
-    return workdir
+@pytest.fixture
+def finished_run(tiny_run) -> Path:
+    """The session's whole tiny DAG run (conftest.py), shared with test_report."""
+    return tiny_run
 
 
 ARTIFACTS = {
@@ -204,10 +205,54 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
         "gallery": 2,
     }
     snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
-    assert (work / "results/round_1/judgments.parquet").exists()
-    assert read_table(work / "results/round_0/train.parquet", "train").equals(
-        read_table(finished_run / "results/round_0/train.parquet", "train")
-    )
+    # The rerun rebuilds the same artifacts (the loop is deterministic), and leaves round 0 untouched.
+    parquet = sorted(p.relative_to(finished_run) for p in (finished_run / "results").rglob("*.parquet"))
+    assert sorted(p.relative_to(work) for p in (work / "results").rglob("*.parquet")) == parquet
+    differing = [str(p) for p in parquet if not filecmp.cmp(finished_run / p, work / p, shallow=False)]
+    assert not differing, f"the partial rerun's artifacts differ from the finished run's: {differing}"
+    rewritten = [
+        str(p.relative_to(work))
+        for p in (work / "results").rglob("*")
+        if p.is_file() and p.stat().st_mtime != (finished_run / p.relative_to(work)).stat().st_mtime
+    ]
+    assert "results/round_1/judgments.parquet" in rewritten and "results/round_2/adapter/model.safetensors" in rewritten
+    assert not [p for p in rewritten if p.startswith(("results/round_0/", "results/data/", "results/base/"))]
+
+
+@pytest.mark.slow
+def test_a_changed_setting_reruns_exactly_the_rules_that_read_it(finished_run, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(finished_run, work, symlinks=True)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["eval"]["max_new_tokens"] += 8  # read by evaluate only (its params); summarize and plots read its scores
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n"))
+    assert jobs == {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1}
+
+
+@pytest.mark.slow
+def test_an_edited_script_retrains_nothing(finished_run, tmp_path):
+    """rerun-triggers in profiles/default leave out `code`: without that profile the same edit replans train."""
+    wf = tmp_path / "workflow-copy"
+    wf.mkdir()
+    for name in ("Snakefile", "workflow", "scripts", "config", "profiles"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, wf / name)
+    work = tmp_path / "run"
+    shutil.copytree(finished_run, work, symlinks=True)
+    with open(wf / "scripts/train.py", "a") as f:
+        f.write("\n# an edit that changes no behaviour\n")
+
+    def plan(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(wf / "Snakefile"), "--directory", str(work),
+               "--configfile", str(work / "config.yaml"), "--cores", "2", "-n", *args]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=wf)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    proc = plan()
+    assert "Nothing to be done" in proc.stdout + proc.stderr, planned_jobs(proc)
+    shutil.rmtree(wf / "profiles/default")  # the workflow profile that sets the rerun triggers
+    assert planned_jobs(plan()).get("train") == 3
 
 
 @pytest.mark.slow
@@ -319,3 +364,63 @@ def test_benchmark_suites_are_scored_by_their_rules_into_the_summary(tmp_path, b
     assert table[0] == "| stage | train examples | " + " | ".join(suites) + " | average |"
     summary = pl.read_parquet(res / "summary.parquet")
     assert summary["suite"].unique(maintain_order=True).to_list() == suites
+
+
+def readme_command(comment: str) -> str:
+    """The shell command under a comment line of a README code block, its continuation lines joined."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    words = []
+    for line in lines[lines.index(comment) + 1 :]:
+        words.append(line.removesuffix("\\").strip())
+        if not line.endswith("\\"):
+            return " ".join(words)
+    raise AssertionError(f"no command after {comment!r}")
+
+
+def write_mathvision_parquet(jsonl: Path, out: Path) -> None:
+    """MATH-Vision as on the Hugging Face hub (data/test-*.parquet, images inside), from the fixture JSONL."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for line in jsonl.read_text().splitlines():
+        rec = json.loads(line)
+        image = jsonl.parent.parent / rec["image"]
+        rec["decoded_image"] = {"bytes": image.read_bytes(), "path": rec["image"]} if image.exists() else None
+        rows.append(rec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), out)
+
+
+@pytest.mark.slow
+def test_benchmark_presets_scores_only_command_runs_as_written(tmp_path, tiny_model_dir):
+    """The README's command, run by bash in a folder laid out as the README says, the tiny model as checkpoint."""
+    from conftest import write_mathverse, write_mathvision, write_mathvista
+
+    cmd = readme_command("# the checkpoint's scores only")
+    assert cmd.startswith(".venv/bin/snakemake ") and "--configfile config/presets/benchmarks.yaml" in cmd
+    for name in ("Snakefile", "workflow", "scripts", "profiles"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    # The preset as shipped, but short answers in float32: the tiny model would write 1024 tokens each.
+    preset = yaml.safe_load((ROOT / "config/presets/benchmarks.yaml").read_text())
+    preset["eval"]["max_new_tokens"], preset["model"]["torch_dtype"] = 16, "float32"
+    (tmp_path / "config/presets").mkdir(parents=True)
+    (tmp_path / "config/presets/benchmarks.yaml").write_text(yaml.safe_dump(preset))
+    (tmp_path / "config/config.yaml").symlink_to(ROOT / "config/config.yaml")
+    (tmp_path / ".venv/bin").mkdir(parents=True)
+    (tmp_path / ".venv/bin/snakemake").write_text(f'#!/bin/sh\nexec {sys.executable} -m snakemake "$@"\n')
+    (tmp_path / ".venv/bin/snakemake").chmod(0o755)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/Qwen2-VL-7B-Instruct").symlink_to(tiny_model_dir)
+    bench = tmp_path / "benchmarks"
+    write_mathvista(bench)
+    write_mathverse(bench)
+    write_mathvision_parquet(write_mathvision(tmp_path / "raw"), bench / "MathVision/data/test-00000-of-00001.parquet")
+    proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    for suite, n in [("gps", 2), ("mathvista", 5), ("mathverse", 5), ("mathvision", 4)]:
+        scores = read_table(tmp_path / f"results/base/scores/{suite}.parquet", "score")
+        assert scores.height == n and set(scores["stage"]) == {"base"}, suite
+    assert not (tmp_path / "results/round_0").exists(), "the scores-only command trains nothing"
