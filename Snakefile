@@ -1,5 +1,5 @@
 # MathSE: distill (round 0), then R rounds of rollout -> judge -> reflect -> assemble -> train,
-# with every stage's model scored on the held-out suites. Run: snakemake --profile profiles/default
+# with every stage's model scored on the held-out suites. Run: snakemake --profile profiles/local
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

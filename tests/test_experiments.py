@@ -238,6 +238,7 @@ def test_matched_steps_reads_the_other_runs_summary(tmp_path):
     assert matched_steps(str(tmp_path / "summary.parquet")) == 12  # per stage, not per suite
 
 
+@pytest.mark.slow
 def test_experiment_rules_get_the_profiles_cluster_resources(tmp_path):
     """The modules' rules are renamed ({arm}_s{seed}_train, ...); the SLURM profile's per-rule resources reach
     them as they reach the rules of one run, so an experiment runs on a cluster with the same profile."""

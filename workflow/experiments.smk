@@ -1,5 +1,5 @@
 # Experiments: every arm x seed of config `experiments` as one DAG, each run a module of the main workflow.
-# Run: snakemake -s workflow/experiments.smk --profile profiles/default --configfile config/presets/paper_ablations.yaml
+# Run: snakemake -s workflow/experiments.smk --profile profiles/local --configfile config/presets/paper_ablations.yaml
 # Work that runs share (problems, tiny model, round 0 when equal) is made once by an owner module.
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
