@@ -13,7 +13,7 @@ def main(smk) -> None:
     model = ModelConfig.model_validate(smk.params.model)
     kwargs = dict(
         train_path=smk.input.train,
-        base_path=model.path,
+        base_path=smk.input.model,  # the backbone, or the ORM's own tiny model (orm.tiny)
         init_weights=None,
         out_dir=smk.output[0],
         round_idx=0,  # seeds (seed, 0, ...) as round 0; the data differ, so the streams need not
