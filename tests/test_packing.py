@@ -203,4 +203,4 @@ def test_weighted_loss_is_the_models_loss_with_unit_weights_and_a_weighted_mean_
     labelled = batch["labels"][:, 1:] != IGNORE
     w = weights[:, 1:] * labelled
     assert loss.item() == pytest.approx(((ce * w).sum() / w.sum()).item(), rel=1e-5)
-    assert loss.item() != pytest.approx(plain.item(), rel=1e-3)
+    assert abs(loss.item() - plain.item()) > 1e-5  # the weighted token moves the mean (a random model: a little)
