@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import subprocess
@@ -102,7 +103,16 @@ def test_orm_data_trains_on_seed_and_pool_and_holds_out_the_suite(data_dir, tmp_
     )
     train = read_table(tmp_path / "t.parquet", "train")
     held = read_table(tmp_path / "e.parquet", "orm_example")
-    assert train.height == 21 and held.height == 6
+    assert train.height == 2 * 21 and held.height == 6
+    whole, final = train.filter(~pl.col("problem_id").str.ends_with("#final")), train.filter(
+        pl.col("problem_id").str.ends_with("#final")
+    )
+    assert whole.height == final.height == 21 and whole["question"].str.contains("Step 1: ").all()
+    # A final-line row: the path's last sentence and the reference answer under the ORM prompt, status only.
+    for w, f in zip(whole.iter_rows(named=True), final.iter_rows(named=True), strict=True):
+        last = [line for line in w["question"].splitlines() if line.startswith("The answer to this problem is")]
+        assert "Step" not in f["question"] and last[0] in f["question"] and "Question: \n" in f["question"]
+        assert f["response"] == json.dumps({"status": json.loads(w["response"])["status"]})
     assert train["question"].str.contains("Reference answer: ").all() and set(train["origin"]) == {"orm"}
     assert (
         train["response"]
@@ -222,3 +232,8 @@ def test_the_readmes_orm_command_runs_as_written(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert (tmp_path / "results/orm/eval.md").read_text().startswith("| paths |")
     assert not (tmp_path / "results/round_1").exists()  # only the ORM rules (and the data they need) ran
+
+
+def binomial_upper_tail(k: int, n: int, p: float = 0.5) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exactly."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))

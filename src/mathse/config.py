@@ -452,6 +452,13 @@ class OrmConfig(Section):
     samples_per_problem: int = Field(
         8, ge=1, description="paths `sampled`: paths the round-0 model samples per problem."
     )
+    final_line_examples: bool = Field(
+        True,
+        description="Also train on each training path's final line alone under the ORM prompt (no question, no "
+        "steps) with its status-only verdict: the comparison of the path's answer with the reference that decides "
+        "a verdict, in a few tokens. A small ORM from random weights learns it there and then finds it at the same "
+        "place in whole paths; held-out paths are always whole.",
+    )
     paths_per_problem: int = Field(
         1,
         ge=1,

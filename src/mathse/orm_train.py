@@ -226,11 +226,12 @@ def build_orm_data(
         backend=pl.lit(teacher.backend),
         prompt_version=pl.lit(cfg.prompt_version),
     )
-    write_table(train, train_out, "train")
+    status_only = pl.concat_str(pl.lit('{"status": "'), train_ex["status"], pl.lit('"}'))
+    final = final_line_rows(train, train_ex, status_only, cfg) if cfg.final_line_examples else train.clear()
+    write_table(pl.concat([train, final]), train_out, "train")
     if binary_out:
         # Table 5's label-only arm: the same paths and prompts, the verdict without step and analysis.
-        status_only = pl.concat_str(pl.lit('{"status": "'), train_ex["status"], pl.lit('"}'))
-        write_table(train.with_columns(response=status_only), binary_out, "train")
+        write_table(pl.concat([train.with_columns(response=status_only), final]), binary_out, "train")
     write_table(eval_ex, eval_out, "orm_example")
     bad = pl.concat([train_bad, eval_bad])
     if quarantine_out:
@@ -239,6 +240,20 @@ def build_orm_data(
         log.info("ORM %s data: %d paths, %d correct", name, ex.height, int((ex["status"] == "CORRECT").sum()))
     if bad.height:
         log.warning("ORM data: %d paths quarantined (unusable teacher annotation); see %s", bad.height, quarantine_out)
+
+
+def final_line_rows(train: pl.DataFrame, ex: pl.DataFrame, status_only: pl.Series, cfg: OrmConfig) -> pl.DataFrame:
+    """orm.final_line_examples: each training path's final line alone under the ORM prompt (no question, no
+    steps), answered with its status only - the comparison that decides a verdict, in a few tokens."""
+    final = ex.select(
+        question=pl.struct("answer", "response").map_elements(
+            lambda r: orm_prompt("", r["answer"], r["response"].rstrip().rsplit("\n", 1)[-1], cfg.prompt_version),
+            return_dtype=pl.String,
+        )
+    )
+    return train.with_columns(
+        problem_id=pl.col("problem_id") + "#final", question=final["question"], response=status_only
+    )
 
 
 def evaluate_orm(
