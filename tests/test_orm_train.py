@@ -104,8 +104,9 @@ def test_orm_data_trains_on_seed_and_pool_and_holds_out_the_suite(data_dir, tmp_
     train = read_table(tmp_path / "t.parquet", "train")
     held = read_table(tmp_path / "e.parquet", "orm_example")
     assert train.height == 2 * 21 and held.height == 6
-    whole, final = train.filter(~pl.col("problem_id").str.ends_with("#final")), train.filter(
-        pl.col("problem_id").str.ends_with("#final")
+    whole, final = (
+        train.filter(~pl.col("problem_id").str.ends_with("#final")),
+        train.filter(pl.col("problem_id").str.ends_with("#final")),
     )
     assert whole.height == final.height == 21 and whole["question"].str.contains("Step 1: ").all()
     # A final-line row: the path's last sentence and the reference answer under the ORM prompt, status only.
