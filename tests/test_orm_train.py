@@ -92,7 +92,7 @@ def test_sampled_paths_keep_the_configured_share_of_right_ones(data_dir, tmp_pat
 
 
 def test_orm_data_trains_on_seed_and_pool_and_holds_out_the_suite(data_dir, tmp_path):
-    cfg = OrmConfig(prompt_version="brief")
+    cfg = OrmConfig(prompt_version="brief", paths_per_problem=1)
     build_orm_data(
         [str(data_dir / "seed.parquet"), str(data_dir / "pool.parquet")],
         [str(data_dir / "bench/synthetic.parquet")],
@@ -166,6 +166,7 @@ def test_whole_dag_with_a_trained_model_orm_judging(tmp_path):
         orm__backend="model",
         orm__prompt_version="brief",
         orm__max_new_tokens=16,
+        orm__final_line_steps=3,
         orm__train={"max_steps": 3, "min_steps": 3, "per_device_train_batch_size": 4},
     )
     snakemake(tmp_path, "--cores", "2")
@@ -223,7 +224,7 @@ def test_the_readmes_orm_command_runs_as_written(tmp_path):
     argv = shlex.split(command)
     assert argv.index("results/orm/eval.md") < argv.index("--configfile")  # --configfile takes every word after it
     cfg = yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text())
-    cfg["orm"] = {**orm, "max_new_tokens": 24, "train": {"max_steps": 3, "min_steps": 3}}
+    cfg["orm"] = {**orm, "max_new_tokens": 24, "final_line_steps": 3, "train": {"max_steps": 3, "min_steps": 3}}
     (tmp_path / "my.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "profiles").symlink_to(ROOT / "profiles")
     proc = subprocess.run(
@@ -238,3 +239,42 @@ def test_the_readmes_orm_command_runs_as_written(tmp_path):
 def binomial_upper_tail(k: int, n: int, p: float = 0.5) -> float:
     """P(X >= k) for X ~ Binomial(n, p), exactly."""
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+@pytest.mark.slow
+def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_path):
+    """A tiny ORM trained from random weights (its own model, the final-line curriculum) on corrupted paths
+    of 300 problems judges 90 held-out paths, half of them right.
+
+    If its verdict did not depend on the path (a coin of any bias q), each path would be judged right with
+    probability q or 1 - q, half of each, and the number of right verdicts would be a sum of independent
+    Bernoulli trials with mean n/2; by Hoeffding (1956) its upper tail from n/2 + 1 on is at most that of
+    Binomial(n, 1/2). The test asks for a count whose tail under that bound is below one in a million.
+    """
+    from mathse.config import DataConfig, TrainConfig
+    from mathse.data import prepare
+    from mathse.orm_train import evaluate_orm, orm_corpus, train_orm
+    from mathse.prompts import RAW_PROMPT_VERSION
+    from mathse.tiny_model import make_tiny_model
+
+    data = DataConfig(n_seed=60, n_pool=240, n_test=90)
+    d = tmp_path / "data"
+    prepare(0, data, str(d / "seed.parquet"), str(d / "pool.parquet"), {"synthetic": str(d / "test.parquet")})
+    cfg = OrmConfig(
+        prompt_version="answer_last",
+        paths_per_problem=2,
+        final_line_steps=ORM_TEST_FINAL_LINE_STEPS,
+        train=OrmConfig().train.model_copy(update={"min_steps": ORM_TEST_STEPS, "max_steps": ORM_TEST_STEPS}),
+    )
+    model = str(tmp_path / "orm_model")
+    make_tiny_model(model, cfg.tiny, data, 0, extra_corpus=orm_corpus(data, cfg.prompt_version))
+    build_orm_data([str(d / "seed.parquet"), str(d / "pool.parquet")], [str(d / "test.parquet")],
+                   str(tmp_path / "train.parquet"), str(tmp_path / "held.parquet"), cfg, seed=0)  # fmt: skip
+    kwargs = dict(train_path=str(tmp_path / "train.parquet"), base_path=model, init_weights=None,
+                  out_dir=str(tmp_path / "adapter"), round_idx=0, seed=0, prompt_version=RAW_PROMPT_VERSION)  # fmt: skip
+    train_orm(kwargs, TrainConfig.model_validate(cfg.train.model_dump()), cfg.final_line_steps)
+    out = evaluate_orm(str(tmp_path / "held.parquet"), model, str(tmp_path / "adapter"),
+                       str(tmp_path / "eval.parquet"), str(tmp_path / "eval.md"), cfg)  # fmt: skip
+    n, right = out.height, int((out["label_status"] == out["pred_status"]).sum())
+    assert n == 90 and (out["label_status"] == "CORRECT").sum() == 45
+    assert right > n // 2 + 1 and binomial_upper_tail(right, n) < 1e-6, (right, n, (tmp_path / "eval.md").read_text())

@@ -459,16 +459,29 @@ class OrmConfig(Section):
         "a verdict, in a few tokens. A small ORM from random weights learns it there and then finds it at the same "
         "place in whole paths; held-out paths are always whole.",
     )
+    final_line_steps: int = Field(
+        500,
+        ge=0,
+        description="With final_line_examples: train this many optimiser steps on the final-line rows alone first, "
+        "then `train` on all rows from those weights (0: all rows from the start).",
+    )
     paths_per_problem: int = Field(
-        1,
+        2,
         ge=1,
         description="paths `corrupted`: training paths per seed and pool problem, spread so that each problem's "
         "paths contrast right and wrong ones (at train_correct_fraction overall); the held-out paths are one per "
         "suite problem.",
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(num_train_epochs=4, min_steps=500, per_device_train_batch_size=8),
-        description="Fine-tuning the ORM (same fields as `train`).",
+        default_factory=lambda: TrainConfig(
+            num_train_epochs=1,
+            min_steps=1500,
+            max_steps=1500,
+            per_device_train_batch_size=8,
+            loss_weights={'"status": "(\\w)': 20.0},
+        ),
+        description="Fine-tuning the ORM (same fields as `train`); the verdict's first token weighs 20 times the "
+        "others (loss_weights).",
     )
 
 

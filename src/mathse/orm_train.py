@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from mathse.artifacts import empty, read_table, write_table, write_text_atomic
-from mathse.config import DataConfig, OrmConfig, TeacherConfig
+from mathse.config import DataConfig, OrmConfig, TeacherConfig, TrainConfig
 from mathse.orm import INVALID, Verdict, judge_path, judge_table, model_judge_table
 from mathse.prompts import format_solution, orm_prompt
 from mathse.teacher import annotate, teacher_model
@@ -254,6 +255,31 @@ def final_line_rows(train: pl.DataFrame, ex: pl.DataFrame, status_only: pl.Serie
     return train.with_columns(
         problem_id=pl.col("problem_id") + "#final", question=final["question"], response=status_only
     )
+
+
+def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_path: str | None = None) -> dict:
+    """The orm_train rule: `mathse.train.launch` on the ORM's rows (`kwargs`: train()'s arguments). With
+    `final_line_steps` (orm.final_line_steps), first that many steps on the final-line rows alone, then the
+    whole set from those weights: a small ORM learns the comparison on a few tokens before it reads paths."""
+    from mathse.modeling import write_marker
+    from mathse.train import launch
+
+    if not final_line_steps:
+        return launch(kwargs, cfg, log_path)
+    out = Path(kwargs["out_dir"])
+    stage, rows = out.with_name(out.name + ".final_lines"), out.with_name(out.name + ".final_lines.parquet")
+    table = read_table(kwargs["train_path"], "train")
+    write_table(table.filter(pl.col("problem_id").str.ends_with("#final")), rows, "train")
+    first = cfg.model_copy(update={"min_steps": final_line_steps, "max_steps": final_line_steps})
+    log.info("ORM curriculum: %d steps on final lines, then the whole set", final_line_steps)
+    warm = launch({**kwargs, "train_path": str(rows), "out_dir": str(stage)}, first, log_path)
+    info = launch({**kwargs, "init_weights": str(stage)}, cfg, log_path)
+    info |= {"init": "base", "final_line_steps": final_line_steps,
+             "train_seconds": round(warm["train_seconds"] + info["train_seconds"], 2)}  # fmt: skip
+    write_marker(out, info)
+    shutil.rmtree(stage)
+    rows.unlink()
+    return info
 
 
 def evaluate_orm(

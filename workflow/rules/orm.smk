@@ -90,6 +90,7 @@ rule orm_train:
     params:
         model=config["model"],
         train=config["orm"]["train"],
+        final_line_steps=config["orm"]["final_line_steps"] if config["orm"]["final_line_examples"] else 0,
         seed=config["run"]["seed"],
     threads: 2
     conda:
