@@ -236,6 +236,10 @@ def test_the_readmes_orm_command_runs_as_written(tmp_path):
     assert not (tmp_path / "results/round_1").exists()  # only the ORM rules (and the data they need) ran
 
 
+# The binomial test's training: the final-line curriculum, then the whole set (a few minutes on one core).
+ORM_TEST_FINAL_LINE_STEPS, ORM_TEST_STEPS = 500, 1000
+
+
 def binomial_upper_tail(k: int, n: int, p: float = 0.5) -> float:
     """P(X >= k) for X ~ Binomial(n, p), exactly."""
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
@@ -251,7 +255,7 @@ def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_pa
     Bernoulli trials with mean n/2; by Hoeffding (1956) its upper tail from n/2 + 1 on is at most that of
     Binomial(n, 1/2). The test asks for a count whose tail under that bound is below one in a million.
     """
-    from mathse.config import DataConfig, TrainConfig
+    from mathse.config import DataConfig
     from mathse.data import prepare
     from mathse.orm_train import evaluate_orm, orm_corpus, train_orm
     from mathse.prompts import RAW_PROMPT_VERSION
@@ -271,8 +275,9 @@ def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_pa
     build_orm_data([str(d / "seed.parquet"), str(d / "pool.parquet")], [str(d / "test.parquet")],
                    str(tmp_path / "train.parquet"), str(tmp_path / "held.parquet"), cfg, seed=0)  # fmt: skip
     kwargs = dict(train_path=str(tmp_path / "train.parquet"), base_path=model, init_weights=None,
-                  out_dir=str(tmp_path / "adapter"), round_idx=0, seed=0, prompt_version=RAW_PROMPT_VERSION)  # fmt: skip
-    train_orm(kwargs, TrainConfig.model_validate(cfg.train.model_dump()), cfg.final_line_steps)
+                  out_dir=str(tmp_path / "adapter"), round_idx=0, seed=0,
+                  prompt_version=RAW_PROMPT_VERSION)  # fmt: skip
+    train_orm(kwargs, cfg.train, cfg.final_line_steps)
     out = evaluate_orm(str(tmp_path / "held.parquet"), model, str(tmp_path / "adapter"),
                        str(tmp_path / "eval.parquet"), str(tmp_path / "eval.md"), cfg)  # fmt: skip
     n, right = out.height, int((out["label_status"] == out["pred_status"]).sum())
