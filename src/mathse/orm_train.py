@@ -1,12 +1,15 @@
 """Training and evaluating a generative ORM (the paper's fine-tuned VLM judge) on the embedded default.
 
-Data (`orm_data` rule): for each problem, a correct path or a wrong path - a misread value at a random
-step carried to a wrong answer, or an arithmetic slip in the last step - labelled with the paper's JSON
-(status, error step, analysis, suggestion): correct paths by the answer check, wrong paths annotated by the
-teacher (`teacher.backend`: the programmatic teacher from the reference trace, or GPT-4o as in the paper).
-Seed and pool problems train it; the held-out suite's problems evaluate it. The ORM learns to answer the
-ORM prompt (`mathse.prompts.orm_prompt`) with that JSON, through the same `train` code as the backbone:
-the whole prompt is the training row's `question` and the solver prompt version `raw` passes it as is.
+Data (`orm_data` rule): labelled paths - corrupted reference traces (`orm.paths: corrupted`: per problem a right
+path and wrong ones, a misread value at a random step carried to a wrong answer or an arithmetic slip in the last
+step) or the round-0 model's own samples (`sampled`, as the paper) - at `orm.train_correct_fraction`, labelled
+with the paper's JSON (status, error step, analysis, suggestion): right paths by the answer check, wrong paths
+annotated by the teacher (`teacher.backend`: the programmatic teacher from the reference trace, or GPT-4o as in
+the paper). Seed and pool problems train it; the held-out suite's problems evaluate it. The ORM learns to answer
+the ORM prompt (`mathse.prompts.orm_prompt`) with that JSON, through the same `train` code as the backbone: the
+whole prompt is the training row's `question` and the solver prompt version `raw` passes it as is. Each path's
+final line alone, with its status only, is a curriculum for the comparison that decides a verdict
+(`orm.final_line_examples`, `orm.final_line_steps`); the label-only rows are Table 5's other arm.
 
 Evaluation (`orm_evaluate` rule), as the paper reports it: accuracy on correct paths, on wrong paths,
 overall, and error-step agreement (wrong paths whose predicted step equals the labelled one); unparsable
