@@ -10,7 +10,8 @@ def main(smk) -> None:
     setup_logging(smk.log[0])
     cfg = OrmConfig.model_validate(smk.params.orm)
     if smk.params.orm_weights:  # orm.trained: judge with this run's ORM
-        cfg = cfg.model_copy(update={"hf": cfg.hf.model_copy(update={"weights": smk.params.orm_weights})})
+        trained = {"weights": smk.params.orm_weights, "path": smk.params.orm_base}
+        cfg = cfg.model_copy(update={"hf": cfg.hf.model_copy(update=trained)})
     if cfg.backend == "model" and cfg.transport == "hf":
         from mathse.modeling import setup_torch  # torch only where a local judge runs
 

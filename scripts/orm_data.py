@@ -19,6 +19,8 @@ def main(smk) -> None:
         teacher=TeacherConfig.model_validate(smk.params.teacher),
         cost_out=smk.output.cost,
         quarantine_out=smk.output.quarantine,
+        binary_out=smk.output.binary,
+        rollouts=(smk.input.rollouts[:1], smk.input.rollouts[1:]) if smk.input.rollouts else None,
     )
 
 

@@ -1,10 +1,11 @@
-"""Rule orm_train: fine-tune the ORM from the backbone on results/orm/train.parquet -> results/orm/adapter/."""
+"""Rule orm_train (and orm_train_binary): fine-tune the ORM from the backbone or its own tiny model on
+results/orm/train.parquet -> results/orm/adapter/ (first on the final lines alone with orm.final_line_steps)."""
 
 from mathse.config import ModelConfig, TrainConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
+from mathse.orm_train import train_orm
 from mathse.prompts import RAW_PROMPT_VERSION
-from mathse.train import launch
 
 
 def main(smk) -> None:
@@ -13,7 +14,7 @@ def main(smk) -> None:
     model = ModelConfig.model_validate(smk.params.model)
     kwargs = dict(
         train_path=smk.input.train,
-        base_path=model.path,
+        base_path=smk.input.model,  # the backbone, or the ORM's own tiny model (orm.tiny)
         init_weights=None,
         out_dir=smk.output[0],
         round_idx=0,  # seeds (seed, 0, ...) as round 0; the data differ, so the streams need not
@@ -23,7 +24,7 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
-    launch(kwargs, TrainConfig.model_validate(smk.params.train), smk.log[0])
+    train_orm(kwargs, TrainConfig.model_validate(smk.params.train), smk.params.final_line_steps, smk.log[0])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from mathse.artifacts import read_table
 from mathse.config import TrainConfig
 from mathse.modeling import load_model, load_processor
 from mathse.packing import IGNORE, add_positions, assign_rows, pack, packed_attention
-from mathse.train import collate, enable_checkpointing, encode_examples, train
+from mathse.train import collate, enable_checkpointing, encode_examples, response_weights, train, weighted_loss
 
 RESPONSE_LENGTHS = [3, 60, 17, 150, 41, 9]
 
@@ -172,3 +172,36 @@ def test_internvl_packed_batch_gives_the_padded_loss_and_trains(data_dir, tmp_pa
     assert packed[0] == pytest.approx(padded[0], rel=1e-5)
     for name, g in padded[1].items():
         torch.testing.assert_close(packed[1][name], g, rtol=1e-4, atol=1e-6)
+
+
+def test_loss_weights_weigh_the_matched_response_tokens(tiny_model_dir):
+    tok = load_processor(str(tiny_model_dir)).tokenizer
+    text = '{"status": "WRONG", "error_step": 2}<|im_end|>'
+    tokens = tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])
+    w = response_weights(tok, text, {'"status": "(\\w)': 20.0, r"\d": 3.0})
+    assert len(w) == len(tokens)
+    assert {t: x for t, x in zip(tokens, w.tolist(), strict=True) if x != 1} == {"W": 20.0, "2": 3.0}
+    assert response_weights(tok, text, {"nowhere": 5.0}).tolist() == [1.0] * len(tokens)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_weighted_loss_is_the_models_loss_with_unit_weights_and_a_weighted_mean_otherwise(model, examples, packed):
+    weighted = []
+    for e in examples:
+        w = torch.where(e["labels"] != IGNORE, 1.0, 0.0)
+        w[-2] = 5.0  # one response token (the last before EOS) counts five times
+        weighted.append({**e, "weights": w})
+    batch = pack(weighted, 0, 10_000) if packed else collate(weighted, 0)
+    weights = batch.pop("weights")
+    with torch.no_grad():
+        out = model(**batch)
+        plain = weighted_loss(out.logits, batch["labels"], torch.ones_like(weights))
+        loss = weighted_loss(out.logits, batch["labels"], weights)
+        ce = torch.nn.functional.cross_entropy(
+            out.logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), reduction="none"
+        ).view(batch["labels"].shape[0], -1)
+    assert plain.item() == pytest.approx(out.loss.item(), rel=1e-5)
+    labelled = batch["labels"][:, 1:] != IGNORE
+    w = weights[:, 1:] * labelled
+    assert loss.item() == pytest.approx(((ce * w).sum() / w.sum()).item(), rel=1e-5)
+    assert abs(loss.item() - plain.item()) > 1e-5  # the weighted token moves the mean (a random model: a little)

@@ -267,7 +267,8 @@ def test_orm_data_wrong_paths_are_annotated_by_the_api_teacher(
     def build():
         build_orm_data(
             [str(data_dir / "seed.parquet")], [str(data_dir / "bench/synthetic.parquet")], out["train"], out["eval"],
-            OrmConfig(prompt_version="brief"), seed=0, teacher=teacher, cost_out=out["cost"], quarantine_out=out["bad"],
+            OrmConfig(prompt_version="brief", paths_per_problem=1, final_line_examples=False), seed=0, teacher=teacher,
+            cost_out=out["cost"], quarantine_out=out["bad"],
         )  # fmt: skip
         return (read_table(out[k], kind) for k, kind in
                 [("train", "train"), ("eval", "orm_example"), ("cost", "api_cost"), ("bad", "quarantine")])  # fmt: skip

@@ -156,6 +156,7 @@ JUDGE_STATS = {
 # A labelled reasoning path for ORM training/evaluation (labels: the rule ORM's verdict on a made path).
 ORM_EXAMPLE = {
     "problem_id": Str,
+    "sample_idx": Int,  # the path's index among the problem's paths
     "question": Str,
     "images": StrList,
     "answer": Str,

@@ -62,6 +62,11 @@ class TinyModelConfig(Section):
     vision_num_heads: int = Field(4, description="Vision attention heads.")
     vocab_size: int = Field(400, description="Target size of the locally trained byte-level BPE tokenizer.")
     max_position_embeddings: int = Field(1024, description="Longest sequence the tiny model supports.")
+    split_digits: bool = Field(
+        True,
+        description="The tokenizer spells numbers one digit per token, as Qwen2's does; false: whole numbers are "
+        "tokens (the tiny ORM's own model, which compares a path's final answer with the reference answer).",
+    )
 
 
 class ModelConfig(Section):
@@ -392,6 +397,24 @@ class TrainConfig(Section):
         "rerun, continues from the last one and ends with the same weights.",
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
+    loss_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Response tokens that weigh more in the loss: regular expression -> weight. The tokens that "
+        "spell a match's first group (the whole match if it has none) count `weight` times in the micro-batch's "
+        "weighted mean over response tokens; the others count once. Empty: the plain mean. The ORM weighs its "
+        "verdict (`orm.train`), a single token that a long analysis would otherwise drown in the loss.",
+    )
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> TrainConfig:
+        for pattern, w in self.loss_weights.items():
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"loss_weights: {pattern!r} is not a regular expression ({err})") from None
+            if w <= 0:
+                raise ValueError(f"loss_weights: the weight of {pattern!r} must be positive, got {w}")
+        return self
 
 
 class OrmHfConfig(Section):
@@ -442,11 +465,60 @@ class OrmConfig(Section):
         ge=0,
         le=1,
         description="Share of correct paths in the ORM's training and evaluation data (the rest are wrong "
-        "paths with their error step and analysis); the paper does not state its proportion.",
+        "paths with their error step and analysis; of sampled paths, the scarcer kind is all kept and the other "
+        "drawn to this share); the paper does not state its proportion.",
+    )
+    own_model: bool = Field(
+        True,
+        description="With model.make_tiny: train the ORM from a tiny model of its own, made at "
+        f"{ORM_DIR}/model with the shape `tiny` and a tokenizer that also learns the ORM's prompt and verdict "
+        "words (JSON keys and analysis phrases become tokens, not letters); false, or with a real backbone: the "
+        "ORM fine-tunes the backbone (model.path).",
+    )
+    tiny: TinyModelConfig = Field(
+        default_factory=lambda: TinyModelConfig(vocab_size=700, split_digits=False),
+        description="Shape and tokenizer of the ORM's own tiny model (own_model).",
+    )
+    paths: Literal["corrupted", "sampled"] = Field(
+        "corrupted",
+        description="Where the ORM's labelled paths come from: `sampled` - as the paper, paths the round-0 model "
+        "samples (samples_per_problem per problem, rollout settings) on the seed part (training) and on the "
+        "suites' problems (held out), judged against the reference and annotated by the teacher; `corrupted` - "
+        "each problem's reference trace, right or with a misread value or a slip (paths_per_problem per problem).",
+    )
+    samples_per_problem: int = Field(
+        8, ge=1, description="paths `sampled`: paths the round-0 model samples per problem."
+    )
+    final_line_examples: bool = Field(
+        True,
+        description="Also train on each training path's final line alone under the ORM prompt (no question, no "
+        "steps) with its status-only verdict: the comparison of the path's answer with the reference that decides "
+        "a verdict, in a few tokens. A small ORM from random weights learns it there and then finds it at the same "
+        "place in whole paths; held-out paths are always whole.",
+    )
+    final_line_steps: int = Field(
+        500,
+        ge=0,
+        description="With final_line_examples: train this many optimiser steps on the final-line rows alone first, "
+        "then `train` on all rows from those weights (0: all rows from the start).",
+    )
+    paths_per_problem: int = Field(
+        2,
+        ge=1,
+        description="paths `corrupted`: training paths per seed and pool problem, spread so that each problem's "
+        "paths contrast right and wrong ones (at train_correct_fraction overall); the held-out paths are one per "
+        "suite problem.",
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(num_train_epochs=4, min_steps=500, per_device_train_batch_size=8),
-        description="Fine-tuning the ORM (same fields as `train`).",
+        default_factory=lambda: TrainConfig(
+            num_train_epochs=1,
+            min_steps=1500,
+            max_steps=1500,
+            per_device_train_batch_size=8,
+            loss_weights={'"status": "(\\w)': 20.0},
+        ),
+        description="Fine-tuning the ORM (same fields as `train`); the verdict's first token weighs 20 times the "
+        "others (loss_weights).",
     )
 
 

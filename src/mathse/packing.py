@@ -119,6 +119,7 @@ def pack(examples: list[dict], pad_id: int, max_length: int = 0) -> dict[str, to
     n = len(rows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    weights = torch.zeros((n, width))
     text_pos = torch.zeros((n, width), dtype=torch.long)
     rope_pos = torch.zeros((3, n, width), dtype=torch.long)
     ordered = []
@@ -130,6 +131,8 @@ def pack(examples: list[dict], pad_id: int, max_length: int = 0) -> dict[str, to
             input_ids[r, at : at + m] = e["input_ids"]
             labels[r, at : at + m] = e["labels"]
             labels[r, at] = IGNORE
+            if "weights" in e:  # per-token loss weights (train.loss_weights)
+                weights[r, at : at + m] = e["weights"]
             text_pos[r, at : at + m] = torch.arange(m)
             rope_pos[:, r, at : at + m] = e["positions"] if mrope else torch.arange(m)
             at += m
@@ -140,6 +143,8 @@ def pack(examples: list[dict], pad_id: int, max_length: int = 0) -> dict[str, to
     positions = torch.cat([text_pos[None], rope_pos]) if mrope else text_pos
     # A cache would turn off the packed-sequence detection (it assumes generation), so none is made.
     batch = {"input_ids": input_ids, "labels": labels, "position_ids": positions, "use_cache": False}
+    if "weights" in examples[0]:
+        batch["weights"] = weights
     return batch | image_inputs(ordered)  # the image features fill the image tokens in row-major order
 
 

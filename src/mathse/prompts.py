@@ -72,6 +72,10 @@ ORM_PROMPTS = {
     # A short version for the tiny demo ORM, whose byte-level tokenizer makes v1 ~300 tokens.
     "brief": "Judge the path against the reference answer; reply with the JSON verdict.\n"
     "Question: {question}\nReference answer: {answer}\nPath:\n{path}",
+    # The reference answer after the path: next to the path's final answer and to where the verdict is
+    # written, so that a small ORM compares two numbers a few tokens apart.
+    "answer_last": "Judge the path against the reference answer; reply with the JSON verdict.\n"
+    "Question: {question}\nPath:\n{path}\nReference answer: {answer}",
 }
 
 # Answer extraction by an LLM where the rules find no answer (as the official MathVista and MathVerse scripts

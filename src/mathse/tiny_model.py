@@ -42,17 +42,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(corpus: list[str], vocab_size: int):
+def train_tokenizer(corpus: list[str], vocab_size: int, split_digits: bool = True):
+    """A byte-level BPE tokenizer; `split_digits` keeps every digit a token of its own, as Qwen2's does."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(r"\d"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
+    splits = [pre_tokenizers.Split(Regex(r"\d"), behavior="isolated")] if split_digits else []
+    tok.pre_tokenizer = pre_tokenizers.Sequence(splits + [pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -122,8 +119,17 @@ def _tiny_internvl(shape: TinyModelConfig, data: DataConfig, corpus: list[str]):
     return InternVLForConditionalGeneration(config), processor
 
 
-def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed: int) -> None:
-    """The make_tiny_model rule: write tokenizer, processor and random weights to `out_dir`."""
+def make_tiny_model(
+    out_dir: str,
+    shape: TinyModelConfig,
+    data: DataConfig,
+    seed: int,
+    extra_corpus: list[str] | None = None,
+) -> None:
+    """The make_tiny_model rule: write tokenizer, processor and random weights to `out_dir`.
+
+    `extra_corpus`: more text for the tokenizer to learn words from (the ORM's prompts and verdicts).
+    """
     from transformers import (
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
@@ -135,12 +141,12 @@ def make_tiny_model(out_dir: str, shape: TinyModelConfig, data: DataConfig, seed
     from mathse.data import tokenizer_corpus
     from mathse.prompts import SOLVER_PROMPTS
 
-    corpus = tokenizer_corpus(data) + [t.format(question="") for t in SOLVER_PROMPTS.values()]
+    corpus = tokenizer_corpus(data) + [t.format(question="") for t in SOLVER_PROMPTS.values()] + (extra_corpus or [])
     if shape.architecture == "internvl":
         torch.manual_seed(seed)
         model, processor = _tiny_internvl(shape, data, corpus)
         return _save(model, processor, out_dir, "InternVL")
-    tokenizer = train_tokenizer(corpus, shape.vocab_size)
+    tokenizer = train_tokenizer(corpus, shape.vocab_size, shape.split_digits)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     pixels = data.image_size * data.image_size
     processor = Qwen2VLProcessor(

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,13 @@ log = logging.getLogger(__name__)
 IGNORE = -100
 
 
-def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[dict]:
-    """Tokenize (question, images, response) rows into tensors with response-only labels."""
+def encode_examples(
+    processor, rows: list[dict], prompt_version: str, loss_weights: dict[str, float] | None = None
+) -> list[dict]:
+    """Tokenize (question, images, response) rows into tensors with response-only labels.
+
+    With `loss_weights` (train.loss_weights) each example also gets per-token `weights` (`response_weights`).
+    """
     tok = processor.tokenizer
     eos = tok.eos_token
     prompt_cache: dict[str, dict] = {}
@@ -61,6 +67,10 @@ def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[di
         labels = ids.clone()
         labels[: len(prompt_ids)] = IGNORE
         ex = {"input_ids": ids, "labels": labels}
+        if loss_weights:
+            weights = torch.zeros(len(ids))
+            weights[len(prompt_ids) :] = response_weights(tok, r["response"] + eos, loss_weights)
+            ex["weights"] = weights
         if "mm_token_type_ids" in enc:
             ex["mm_token_type_ids"] = torch.cat(
                 [
@@ -76,6 +86,30 @@ def encode_examples(processor, rows: list[dict], prompt_version: str) -> list[di
 
 
 TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+
+
+def response_weights(tok, text: str, loss_weights: dict[str, float]) -> torch.Tensor:
+    """Per-token loss weight of `text` as `tok` encodes it: 1, or a pattern's weight for the tokens that
+    overlap its match's first group (the whole match if it has no group); the largest weight wins."""
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    weights = torch.ones(len(enc["input_ids"]))
+    for pattern, w in loss_weights.items():
+        for m in re.finditer(pattern, text):
+            g = 1 if m.re.groups else 0
+            for i, (a, b) in enumerate(enc["offset_mapping"]):
+                if a < m.end(g) and b > m.start(g):
+                    weights[i] = max(weights[i], w)
+    return weights
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy as the model computes it, but a weighted mean over the labelled tokens."""
+    logits, labels, weights = logits[:, :-1].float(), labels[:, 1:], weights[:, 1:].to(logits.device)
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    w = weights.reshape(-1) * (labels.reshape(-1) != IGNORE)
+    return (ce * w).sum() / w.sum().clamp(min=1e-9)
 
 
 def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -94,6 +128,8 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         batch["input_ids"][i, :m] = e["input_ids"]
         batch["labels"][i, :m] = e["labels"]
         batch["attention_mask"][i, :m] = 1
+        if "weights" in e:
+            batch.setdefault("weights", torch.zeros((n, width)))[i, :m] = e["weights"]
         if "mm_token_type_ids" in batch:
             batch["mm_token_type_ids"][i, :m] = e["mm_token_type_ids"]
     return batch | image_inputs(examples)
@@ -222,7 +258,7 @@ def train(
 
     rows = table.sort("problem_id", "origin", "round_added", "sample_idx").to_dicts()
     t_enc = time.perf_counter()
-    examples = encode_examples(processor, rows, prompt_version)
+    examples = encode_examples(processor, rows, prompt_version, cfg.loss_weights)
     if cfg.packing:
         add_positions(model, examples)
     log.info("encoded %d examples in %.1f s", len(examples), time.perf_counter() - t_enc)
@@ -300,7 +336,10 @@ def train(
                     model.set_requires_gradient_sync(last)
                 with wrapped.no_sync() if world > 1 and not fsdp and not last else nullcontext():
                     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        loss = wrapped(**batch).loss / accum
+                        weights = batch.pop("weights", None)
+                        out = wrapped(**batch)
+                        loss = out.loss if weights is None else weighted_loss(out.logits, batch["labels"], weights)
+                        loss = loss / accum
                     if fsdp:
                         loss = sharding.with_root_gradients(loss, model, root)
                     loss.backward()

@@ -39,6 +39,8 @@ EVAL_SETTINGS = CFG.eval.model_dump(mode="json", exclude={"suites"})
 MODEL = CFG.model.path
 REPORT = f"{RESULTS}/report"
 ORM_DIR = f"{RESULTS}/orm"
+# The trained ORM starts from a tiny model of its own (orm.tiny, tiny demo only) or from the backbone.
+ORM_BASE = f"{ORM_DIR}/model" if CFG.orm.trained and CFG.orm.own_model and CFG.model.make_tiny else MODEL
 # The judge uses the ORM trained in this run when it is a local model judge.
 ORM_WEIGHTS = (
     f"{ORM_DIR}/adapter"
@@ -135,7 +137,27 @@ def orm_model(wildcards):
     orm = CFG.orm
     if orm.backend != "model" or orm.transport != "hf":
         return []
-    return [orm.hf.path or MODEL] + ([ORM_WEIGHTS] if ORM_WEIGHTS else [])
+    if ORM_WEIGHTS:
+        return [ORM_BASE, ORM_WEIGHTS]
+    return [orm.hf.path or MODEL]
+
+
+def orm_rollout_problems(wildcards):
+    """orm.paths sampled: the seed part (training paths) or a suite's problems (held-out paths)."""
+    if wildcards.split == "seed":
+        return f"{DATA}/seed.parquet"
+    return f"{DATA}/bench/{wildcards.split.removeprefix('suite_')}.parquet"
+
+
+def orm_data_rollouts(wildcards):
+    """orm.paths sampled: the round-0 model's paths, seed part first, then each suite's; none otherwise."""
+    if CFG.orm.paths != "sampled":
+        return []
+    return [f"{ORM_DIR}/rollouts/{split}.parquet" for split in ["seed"] + [f"suite_{s}" for s in SUITES]]
+
+
+# The ORM's sampling: the rollout settings with orm.samples_per_problem paths per problem.
+ORM_ROLLOUT = {**config["rollout"], "num_samples": CFG.orm.samples_per_problem}
 
 
 def vllm_settings(backend):
