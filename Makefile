@@ -19,15 +19,19 @@ $(STAMP): requirements.txt pyproject.toml
 setup-vllm:
 	bash scripts/setup_vllm_cpu.sh
 
+# The pipeline targets run under this folder's run lock (flock on .mathse.lock, released by the kernel when
+# the run dies): a second run while one is active stops at once, and a Snakemake lock left by a killed run
+# is cleared, so rerunning after a crash resumes (src/mathse/runlock.py).
+LOCKED := $(BIN)/python -m mathse.runlock --
+
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local
-	$(BIN)/mathse summary results
-	$(BIN)/snakemake --profile profiles/local --report results/report.html
+	$(LOCKED) sh -c '$(BIN)/snakemake --profile profiles/local && $(BIN)/mathse summary results && \
+	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
 # The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.
 report: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local
-	$(BIN)/snakemake --profile profiles/local --report results/report.html
+	$(LOCKED) sh -c '$(BIN)/snakemake --profile profiles/local && \
+	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

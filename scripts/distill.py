@@ -1,6 +1,7 @@
 """Rule distill: the teacher solves the seed part -> results/round_0/distilled.parquet (with ORM verdicts)
 and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
+from mathse import checks
 from mathse.config import TeacherConfig
 from mathse.logs import setup_logging
 from mathse.teacher import distill
@@ -8,6 +9,7 @@ from mathse.teacher import distill
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     distill(
         smk.input.seed,
         smk.output.distilled,

@@ -1,6 +1,7 @@
 """Rule reflect: the teacher rewrites wrong paths, the ORM re-checks them -> results/round_{r}/reflections.parquet
 and results/round_{r}/reflect_cost.parquet (API requests, tokens, cache hits)."""
 
+from mathse import checks
 from mathse.config import ReflectionConfig, TeacherConfig
 from mathse.logs import setup_logging
 from mathse.teacher import reflect
@@ -8,6 +9,7 @@ from mathse.teacher import reflect
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     reflect(
         list(smk.input.judgments),
         [smk.input.seed, smk.input.pool],

@@ -108,6 +108,7 @@ def distill(seed_path: str, out_path: str, cfg: TeacherConfig, seed: int, cost_p
     verdicts = judge_table(table, problems)
     out = table.with_columns(
         status=verdicts["status"],
+        check=verdicts["check"],
         round=pl.lit(0),
         model=pl.lit(teacher_model(cfg)),
         backend=pl.lit(cfg.backend),
@@ -219,6 +220,7 @@ def reflect(
     verdicts = judge_table(table.select("problem_id", "response"), problems)
     out = table.with_columns(
         status=verdicts["status"],
+        check=verdicts["check"],
         accepted=verdicts["status"] == "CORRECT",
         round=pl.lit(round_idx, pl.Int64),
         model=pl.lit(teacher_model(teacher)),

@@ -16,6 +16,7 @@ rule orm_data:
     params:
         orm=config["orm"],
         teacher=config["teacher"],
+        answer_check=config["answer_check"],
         seed=config["run"]["seed"],
     threads: 1
     conda:
@@ -59,6 +60,7 @@ rule orm_evaluate:
         f"{LOGS}/benchmarks/orm_evaluate.tsv"
     params:
         orm=config["orm"],
+        answer_check=config["answer_check"],
     threads: 1
     conda:
         "../../envs/mathse.yaml"

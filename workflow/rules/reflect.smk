@@ -13,6 +13,7 @@ rule reflect:
     params:
         teacher=config["teacher"],
         reflection=config["reflection"],
+        answer_check=config["answer_check"],
         seed=config["run"]["seed"],
     threads: 1
     conda:
