@@ -73,11 +73,12 @@ def short_checks():
 # ---------------------------------------------------------------------------------------------------
 # Problems and responses: good rows, hostile responses, hostile reference answers
 
+CHOICES = ["12", "34", "56", "78"]
 GOOD = [  # (id, answer, answer_type, choices, response)
     ("good-int", "8", "integer", [], "Step 1: 3 + 5 = 8.\nThe answer to this problem is 8."),
     ("good-frac", "\\frac{1}{2}", "text", [], "The answer to this problem is 0.5."),
     ("good-float", "2.5", "float", [], "So the length is \\boxed{2.5}"),
-    ("good-choice", "B", "choice", ["12", "34", "56", "78"], "The answer to this problem is (B) 34."),
+    ("good-choice", "B", "choice", CHOICES, "The answer to this problem is (B) 34."),
     ("good-list", "[1, 2]", "list", [], "The answer to this problem is [1, 2]."),
 ]
 
@@ -111,7 +112,7 @@ def hostile_table() -> tuple[list[dict], list[dict], set[str]]:
         problems.append(problem_row(pid, answer, atype, choices))
         responses.append({"problem_id": pid, "response": response})
     for r in corpus("responses.jsonl"):
-        for kind, answer, atype, choices in (("int", "7", "integer", []), ("choice", "B", "choice", ["12", "34", "56", "78"])):
+        for kind, answer, atype, choices in (("int", "7", "integer", []), ("choice", "B", "choice", CHOICES)):
             pid = f"response-{r['id']}-{kind}"
             problems.append(problem_row(pid, answer, atype, choices))
             responses.append({"problem_id": pid, "response": expand(r)})
@@ -136,7 +137,8 @@ def hostile_files(tmp_path_factory) -> dict:
     write_table(pl.DataFrame(problems), d / "problems.parquet", "problem")
     good = [p for p in problems if p["problem_id"] not in hostile]
     write_table(pl.DataFrame(good), d / "good.parquet", "problem")
-    for name, rows in (("responses", responses), ("good_responses", [r for r in responses if r["problem_id"] not in hostile])):
+    good_responses = [r for r in responses if r["problem_id"] not in hostile]
+    for name, rows in (("responses", responses), ("good_responses", good_responses)):
         with open(d / f"{name}.jsonl", "w") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
@@ -155,7 +157,7 @@ def score_cli(files: dict, suite: str, problems: str, responses: str, out: str) 
 
 @pytest.mark.parametrize("suite", SCORINGS)
 def test_mathse_score_of_the_hostile_corpus_is_bounded_and_counts_none_of_it(hostile_files, suite):
-    scores, seconds = score_cli(hostile_files, suite, "problems.parquet", "responses.jsonl", f"scores_{suite}.parquet")
+    scores, _ = score_cli(hostile_files, suite, "problems.parquet", "responses.jsonl", f"scores_{suite}.parquet")
     hostile = scores.filter(pl.col("problem_id").is_in(list(hostile_files["hostile"])))
     assert hostile.height == len(hostile_files["hostile"])
     counted = hostile.filter(pl.col("correct"))
@@ -444,7 +446,8 @@ def test_mathse_import_quarantines_escapes_links_specials_bombs_and_broken_image
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = read_table(out, "problem")
     assert sorted(table["problem_id"]) == ["good", "good_link"]
-    reasons = {q["id"]: q["reason"] for q in map(json.loads, out.with_suffix(".quarantine.jsonl").read_text().splitlines())}
+    quarantined = map(json.loads, out.with_suffix(".quarantine.jsonl").read_text().splitlines())
+    reasons = {q["id"]: q["reason"] for q in quarantined}
     expect = {
         "absolute": "absolute image path",
         "climbs": "climbs out of the data folder",
@@ -601,6 +604,7 @@ def test_serve_answers_400_to_every_malformed_request(echo_server):
     port = echo_server
     msg = lambda *parts: json.dumps({"messages": [{"role": "user", "content": list(parts)}]}).encode()  # noqa: E731
     text = {"type": "text", "text": "hi"}
+    user = {"messages": [{"role": "user", "content": "x"}]}
     assert _post(port, msg(text)) == 200
     bad = {
         "not json": b"{not json",
@@ -610,9 +614,9 @@ def test_serve_answers_400_to_every_malformed_request(echo_server):
         "deep nesting": b"[" * 100_000 + b"]" * 100_000,
         "a part not an object": json.dumps({"messages": [{"role": "user", "content": [1]}]}).encode(),
         "role not a string": json.dumps({"messages": [{"role": 5, "content": "x"}]}).encode(),
-        "temperature a string": json.dumps({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}).encode(),
-        "max_tokens negative": json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}).encode(),
-        "seed a string": json.dumps({"messages": [{"role": "user", "content": "x"}], "seed": "one"}).encode(),
+        "temperature a string": json.dumps({**user, "temperature": "hot"}).encode(),
+        "max_tokens negative": json.dumps({**user, "max_tokens": -1}).encode(),
+        "seed a string": json.dumps({**user, "seed": "one"}).encode(),
         "bad base64": msg({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}),
         "not an image": msg(_image_url(b"not an image at all")),
         "too many images": msg(*[_image_url(draw_image(str(i))) for i in range(9)]),

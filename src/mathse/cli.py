@@ -114,7 +114,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("\n- " + " ".join(head))
         if kind == "judgment":
             check = "right" if r["answer_correct"] else "wrong"
-            print(f"  ORM: {r['status']} (math-verify: answer {check}, extracted {r['extracted']!r})")
+            cut = f", check cut short: {r['check']}" if r.get("check") else ""
+            print(f"  ORM: {r['status']} (math-verify: answer {check}{cut}, extracted {r['extracted']!r})")
             if r["status"] != "CORRECT":
                 print(f"  error step: {r['error_step']}")
                 print(f"  analysis:   {r['error_analysis']}")
@@ -124,7 +125,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print("  wrong path:")
             print(_indent(r["wrong_response"]))
         elif kind == "score":
-            print(f"  correct: {r['correct']} (extracted {r['extracted']!r}, answer {r['answer']!r})")
+            cut = f", check cut short: {r['check']}" if r.get("check") else ""
+            print(f"  correct: {r['correct']} (extracted {r['extracted']!r}, answer {r['answer']!r}{cut})")
         elif kind == "problem":
             print("  reference steps:")
             print(_indent("\n".join(r["solution_steps"] or [])))

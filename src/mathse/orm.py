@@ -572,6 +572,12 @@ def run_judge(
             model=model,
             endpoint=endpoint,
         )
+    cut = judged.filter(pl.col("check").is_not_null()).group_by("check").len().sort("check").rows()
+    if cut:
+        log.warning(
+            "answer checks cut short (wrong, reason in `check`; answer_check.timeout_s sets the time limit): %s",
+            ", ".join(f"{n} {reason}" for reason, n in cut),
+        )
     log.info(
         "paths: %d empty, %d without a final answer, %d hit max_new_tokens",
         int((judged["response"].str.strip_chars() == "").sum()),

@@ -572,7 +572,10 @@ def score_table(
     rows = list(problems.iter_rows(named=True))
     verdicts = [score_response(scoring, r, p) for p, r in zip(rows, responses, strict=True)]
     used = [None] * len(rows)
-    if extractor is not None:
+    cut = [v.check for v in verdicts if v.check]
+    if cut:
+        log.warning("%d of %d answer checks cut short (wrong, reason in `check`): %s", len(cut), len(rows),
+                    ", ".join(f"{cut.count(r)} {r}" for r in sorted(set(cut))))  # fmt: skip
         todo = [i for i, v in enumerate(verdicts) if v.rule == "none" and (responses[i] or "").strip()]
         answers = extractor([(rows[i], responses[i]) for i in todo]) if todo else []
         for i, answer in zip(todo, answers, strict=True):
