@@ -576,6 +576,7 @@ def score_table(
     if cut:
         log.warning("%d of %d answer checks cut short (wrong, reason in `check`): %s", len(cut), len(rows),
                     ", ".join(f"{cut.count(r)} {r}" for r in sorted(set(cut))))  # fmt: skip
+    if extractor is not None:
         todo = [i for i, v in enumerate(verdicts) if v.rule == "none" and (responses[i] or "").strip()]
         answers = extractor([(rows[i], responses[i]) for i in todo]) if todo else []
         for i, answer in zip(todo, answers, strict=True):
