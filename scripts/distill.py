@@ -2,6 +2,7 @@
 -> results/round_0/distilled.parquet (with ORM verdicts)
 and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
+from mathse import checks
 from mathse.config import TeacherConfig
 from mathse.logs import setup_logging
 from mathse.teacher import distill
@@ -9,6 +10,7 @@ from mathse.teacher import distill
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     distill(
         list(smk.input.problems),
         smk.output.distilled,

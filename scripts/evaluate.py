@@ -1,5 +1,6 @@
 """Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet."""
 
+from mathse import checks
 from mathse.config import EvalConfig, ModelConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
@@ -8,6 +9,7 @@ from mathse.rollout import run_evaluate
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     setup_torch(smk.threads)
     weights = smk.input.weights
     weights = weights if isinstance(weights, str) else (list(weights) or [None])[0]

@@ -1,6 +1,7 @@
 """Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet, the judge's
 agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
+from mathse import checks
 from mathse.config import OrmConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.orm import run_judge
@@ -8,6 +9,7 @@ from mathse.orm import run_judge
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     cfg = OrmConfig.model_validate(smk.params.orm)
     if smk.params.orm_weights:  # orm.trained: judge with this run's ORM
         trained = {"weights": smk.params.orm_weights, "path": smk.params.orm_base}

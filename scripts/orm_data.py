@@ -2,6 +2,7 @@
 (ORM prompt -> JSON verdict), results/orm/eval_paths.parquet (held-out suite problems), the teacher's API cost
 and the paths whose annotation was unusable (quarantine)."""
 
+from mathse import checks
 from mathse.config import OrmConfig, TeacherConfig
 from mathse.logs import setup_logging
 from mathse.orm_train import build_orm_data
@@ -9,6 +10,7 @@ from mathse.orm_train import build_orm_data
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     build_orm_data(
         [smk.input.seed, smk.input.pool],
         list(smk.input.bench),

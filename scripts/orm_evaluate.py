@@ -1,6 +1,7 @@
 """Rule orm_evaluate: the trained ORM judges held-out labelled paths -> results/orm/eval.parquet and the
 paper's metrics (accuracy on correct / wrong paths, overall, error-step agreement) -> results/orm/eval.md."""
 
+from mathse import checks
 from mathse.config import OrmConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
@@ -9,6 +10,7 @@ from mathse.orm_train import evaluate_orm
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     setup_torch(smk.threads)
     evaluate_orm(
         smk.input.eval,

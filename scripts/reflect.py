@@ -2,6 +2,7 @@
 -> results/round_{r}/reflections.parquet and results/round_{r}/reflect_cost.parquet (API requests, tokens,
 cache hits)."""
 
+from mathse import checks
 from mathse.config import OrmConfig, ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.logs import setup_logging
 from mathse.teacher import reflect
@@ -9,6 +10,7 @@ from mathse.teacher import reflect
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     orm = OrmConfig.model_validate(smk.params.orm)
     if smk.params.orm_weights:  # orm.trained: re-check with this run's ORM, as the judge rule does
         orm = orm.model_copy(update={"hf": orm.hf.model_copy(update={"weights": smk.params.orm_weights})})

@@ -6,8 +6,10 @@ Used by the `openai` teacher and the `openai` transport of the model ORM. What i
 - a content-addressed cache of responses on disk (key: sha256 of the model and the request body; never the
   API key), written as each response arrives, so a rerun or a resumed job never pays twice, and a failed
   run keeps what it already got;
-- the API key is read from the environment variable named in config, sent only as a header, and scrubbed
-  from every error message;
+- the API key is read from the environment variable named in config (stripped; one with a space or a
+  newline inside is refused, unshown), sent only as a header, never over plain http to a host that is not
+  loopback (unless `allow_insecure`), by default only to OpenAI's own endpoint, and scrubbed from every error
+  that leaves a request, the HTTP library's own included;
 - usage accounting (requests, retries, tokens, cache hits) for the round's cost artifact.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import mimetypes
@@ -38,6 +41,50 @@ RETRY_STATUS = {408, 409, 429} | set(range(500, 600))
 
 class EndpointError(RuntimeError):
     """A request that failed for good (after retries, or at once on a client error)."""
+
+
+class ApiKeyError(ValueError):
+    """The API key cannot be used as configured; the message never holds the key."""
+
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # read when api_key_env is null, and sent to OpenAI's endpoint only
+OPENAI_HOST = "api.openai.com"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_api_key(cfg: EndpointConfig) -> str | None:
+    """The key to send to cfg.base_url, or None; ApiKeyError (never showing the key) when it must not be sent."""
+    parts = urlsplit(cfg.base_url)
+    host = (parts.hostname or "").lower()
+    name = cfg.api_key_env
+    if name is None:
+        if host != OPENAI_HOST:
+            return None  # $OPENAI_API_KEY goes to OpenAI only unless api_key_env names a variable
+        name = DEFAULT_KEY_ENV
+    raw = os.environ.get(name)
+    key = raw.strip() if raw else None
+    if not key:
+        log.info("no API key in $%s: sending requests without an Authorization header", name)
+        return None
+    if any(c.isspace() or not c.isprintable() for c in key) or not key.isascii():
+        raise ApiKeyError(
+            f"${name} holds a space, a newline or another character that cannot be in an API key (the key is not "
+            "shown); set the variable to the key alone"
+        )
+    if parts.scheme != "https" and not is_loopback(host) and not cfg.allow_insecure:
+        raise ApiKeyError(
+            f"refusing to send the API key in ${name} over plain {parts.scheme or 'http'} to {host or cfg.base_url!r}, "
+            "which is not loopback: use an https base_url, or set allow_insecure: true for this endpoint"
+        )
+    return key
 
 
 def public_url(url: str) -> str:
@@ -110,9 +157,7 @@ class ChatClient:
         self.public_url = public_url(self.url)
         self.cache_dir = Path(cfg.cache_dir)
         self.usage = Usage()
-        self._key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-        if cfg.api_key_env and not self._key:
-            log.info("no API key in $%s: sending requests without an Authorization header", cfg.api_key_env)
+        self._key = read_api_key(cfg)
         self._local = threading.local()
         self._session = session
 
@@ -174,6 +219,10 @@ class ChatClient:
                 last = f"no response within timeout_s={self.cfg.timeout_s:g}"
             except requests.ConnectionError as err:
                 last = f"connection failed ({type(err).__name__})"
+            except Exception as err:  # noqa: BLE001 - the HTTP library's own errors may quote the headers
+                raise EndpointError(
+                    self._scrub(f"{self.public_url}: request failed ({type(err).__name__}: {err})")
+                ) from None
             else:
                 if resp.status_code == 200:
                     try:

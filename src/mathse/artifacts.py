@@ -6,7 +6,10 @@ Provenance columns (`round`, `model`, `backend`, `prompt_version`, `seed`) say w
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +42,7 @@ DISTILLED = {
     "response": Str,
     **PROVENANCE,
     "status": Str,  # the ORM's verdict on the teacher's solution: CORRECT | WRONG
+    "check": Str,  # why its answer check was cut short and counted wrong (timeout, ...); null: it ran
 }
 
 ROLLOUT = {
@@ -58,6 +62,7 @@ JUDGMENT = {
     "response": Str,
     "extracted": Str,  # answer extracted from the path, null when none
     "answer_correct": Bool,  # math-verify against the reference answer
+    "check": Str,  # why that check was cut short and counted wrong (timeout, memory, too_large, error); null: ran
     "status": Str,  # CORRECT | WRONG (paper JSON field) | INVALID (a model judge's unparsable output)
     "error_step": Int,  # 1-based first wrong step, null when correct or unknown
     "error_analysis": Str,
@@ -78,6 +83,7 @@ REFLECTION = {
     "status": Str,  # re-check of the rewrite by the configured judge (orm.backend)
     "judge": Str,  # who re-checked it
     "answer_correct": Bool,  # math-verify's answer check of the rewrite, whatever the judge
+    "check": Str,  # why the re-check's answer check was cut short and counted wrong (timeout, ...); null: it ran
     "accepted": Bool,
     **PROVENANCE,
 }
@@ -106,6 +112,7 @@ SCORE = {
     "answer": Str,
     "correct": Bool,
     "matched_by": Str,  # how it equals the answer (exact, letter, numeric, math_verify, ...); null when wrong
+    "check": Str,  # why the answer check was cut short and counted wrong (timeout, memory, too_large, error)
     "scoring": Str,  # the benchmark's rules used: mathse | mathvista | mathverse | mathvision | generic
     "extractor": Str,  # rule: null; `llm_extractor` rows: the extractor's model@prompt_version
     "model": Str,
@@ -223,6 +230,11 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
+# Columns added after artifacts were first written: a table without one gets it as nulls (what it meant
+# then), so results written before stay readable.
+ADDED_COLUMNS = {name: {"check"} for name in ("distilled", "judgment", "reflection", "score")}
+
+
 class SchemaError(ValueError):
     """A table does not match its artifact's declared schema."""
 
@@ -234,6 +246,9 @@ def empty(name: str) -> pl.DataFrame:
 def conform(df: pl.DataFrame, name: str, where: str = "<table>") -> pl.DataFrame:
     """Check that `df` has exactly the schema's columns with castable types; return it in schema order."""
     schema = SCHEMAS[name]
+    added = [c for c in ADDED_COLUMNS.get(name, ()) if c not in df.columns]
+    if added:
+        df = df.with_columns(pl.lit(None, schema[c]).alias(c) for c in added)
     missing = [c for c in schema if c not in df.columns]
     extra = [c for c in df.columns if c not in schema]
     if missing or extra:
@@ -250,12 +265,34 @@ def conform(df: pl.DataFrame, name: str, where: str = "<table>") -> pl.DataFrame
     return pl.DataFrame(out)
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
 def atomic_path(path: str | Path) -> tuple[Path, Path]:
+    """`path` and a fresh temporary sibling named for this host and process (`.NAME.HOST-PID.XXXX.tmp`).
+
+    Temporary files of writers that died on this host (their process is gone) are removed; those of live
+    writers, here or on another host sharing the folder, are left alone: two jobs writing the same file
+    (a shared cache entry) both succeed, the last rename winning.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mine = f".{path.name}.{_HOST}-"
+    for stale in path.parent.glob(f"{glob.escape(mine)}*.tmp"):
+        pid = stale.name[len(mine) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{mine}{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return path, Path(tmp)
 
@@ -299,11 +336,15 @@ def scan_table(path: str | Path, name: str) -> pl.LazyFrame:
         raise FileNotFoundError(f"{path}: {name} artifact not found")
     schema = SCHEMAS[name]
     found = pl.read_parquet_schema(path)
-    missing = [c for c in schema if c not in found]
+    added = {c for c in ADDED_COLUMNS.get(name, ()) if c not in found}
+    missing = [c for c in schema if c not in found and c not in added]
     extra = [c for c in found if c not in schema]
     if missing or extra:
         raise SchemaError(f"{path}: {name} table has missing columns {missing} and unexpected columns {extra}")
-    cols = [pl.col(c) if found[c] == t else pl.col(c).cast(t, strict=True) for c, t in schema.items()]
+    cols = [
+        pl.lit(None, t).alias(c) if c in added else pl.col(c) if found[c] == t else pl.col(c).cast(t, strict=True)
+        for c, t in schema.items()
+    ]
     return pl.scan_parquet(path).select(cols)
 
 

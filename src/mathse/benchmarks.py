@@ -11,7 +11,11 @@ Formats (SRC is a file, a folder searched for *.parquet then *.jsonl then *.json
   (`question_id`/`pid` for `id`, `image_path` for `image`, `options` for `choices`, `gt_answer` for `answer`).
 
 Images are written once to `<OUT stem>_images/`, named by a hash of their bytes (MathVerse shows one image
-in five problem versions), and their paths go in `images`. Each benchmark's fields needed for scoring and
+in five problem versions), and their paths go in `images`. An image is read only from inside the data
+folder (a path that is absolute, climbs out with `..`, or is a link leading out, or a file that is not a
+regular file, is quarantined unread), only when under validate.MAX_IMAGE_BYTES, and is decoded in full
+once here (a truncated file or one over validate.MAX_IMAGE_PIXELS is quarantined), so no later job
+meets a bad image. Each benchmark's fields needed for scoring and
 breakdowns (question_type, answer_type, unit, problem_version, subject, level, ...) are kept in `metadata`.
 A row that cannot be used is quarantined with its reason in `OUT.quarantine.jsonl`, never dropped
 silently; a file that is not of the format (missing columns) stops the import, naming file, row, field.
@@ -24,7 +28,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +40,7 @@ import polars as pl
 from PIL import Image
 
 from mathse.artifacts import PROBLEM, read_table, write_table, write_text_atomic
+from mathse.validate import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,10 @@ def input_files(src: str | Path) -> list[Path]:
                 break
     else:
         files = [Path(src_s)] if Path(src_s).exists() else []
+    special = [p for p in files if not p.is_file() and not p.is_dir()]
+    if special:
+        raise BenchmarkFormatError(f"{special[0]}: not a regular file (a FIFO, device or socket); nothing was read")
+    files = [p for p in files if p.is_file()]
     if not files:
         raise FileNotFoundError(f"{src}: no benchmark file found (expected a .parquet, .jsonl or .json file)")
     return files
@@ -144,25 +155,47 @@ class ImageStore:
     """Writes each distinct image once, named by its content hash, under `folder`."""
 
     folder: Path
-    search: list[Path] = field(default_factory=list)  # folders relative image paths are looked up in
+    search: list[Path] = field(default_factory=list)  # the data folder(s): relative image paths are read only here
     written: int = 0
 
     def _resolve(self, rel: str) -> Path:
+        """The file an image path names, inside one of the search folders; Quarantined (unread) otherwise."""
         p = Path(rel)
-        candidates = [p] if p.is_absolute() else []
+        if p.is_absolute() or rel.startswith("~"):
+            raise Quarantined("image", f"absolute image path (paths are relative to the data folder): {rel}")
+        if os.path.normpath(rel).split(os.sep)[0] == "..":
+            raise Quarantined("image", f"image path climbs out of the data folder with '..': {rel}")
+        roots = [os.path.realpath(b) for b in self.search]
         for base in self.search:
-            candidates += [base / p, base / "images" / p.name]
-        for c in candidates:
-            if c.is_file():
-                return c
+            for c in (base / p, base / "images" / p.name):
+                if not os.path.lexists(c):
+                    continue
+                real = os.path.realpath(c)
+                if not any(os.path.commonpath([real, root]) == root for root in roots):
+                    raise Quarantined("image", f"image path is a link leading out of the data folder: {rel}")
+                try:
+                    st = os.stat(real)
+                except OSError as err:
+                    raise Quarantined("image", f"image file cannot be read ({type(err).__name__}): {rel}") from None
+                if stat.S_ISDIR(st.st_mode):
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    raise Quarantined("image", f"image path is not a regular file (a FIFO, device or socket): {rel}")
+                if st.st_size > MAX_IMAGE_BYTES:
+                    reason = f"image file is {st.st_size} bytes, over the limit of {MAX_IMAGE_BYTES}: {rel}"
+                    raise Quarantined("image", reason)
+                return Path(real)
         raise Quarantined("image", f"image file not found: {rel}")
 
     def bytes_of(self, value: Any) -> bytes:
         if isinstance(value, dict):
             if value.get("bytes"):
-                return value["bytes"]
-            value = value.get("path")
+                value = value["bytes"]
+            else:
+                value = value.get("path")
         if isinstance(value, bytes | bytearray) and value:
+            if len(value) > MAX_IMAGE_BYTES:
+                raise Quarantined("image", f"image is {len(value)} bytes, over the limit of {MAX_IMAGE_BYTES}")
             return bytes(value)
         if isinstance(value, str) and value.strip():
             return self._resolve(value.strip()).read_bytes()
@@ -172,10 +205,16 @@ class ImageStore:
         data = self.bytes_of(value)
         try:
             with Image.open(io.BytesIO(data)) as img:
-                img.verify()
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise Quarantined(
+                        "image", f"image is {img.width}x{img.height} pixels, over the limit of {MAX_IMAGE_PIXELS}"
+                    )
                 ext = (img.format or "png").lower().replace("jpeg", "jpg")
+                img.load()  # decoded in full once, here: a truncated file fails now, not in a later job
+        except Quarantined:
+            raise
         except Exception as err:  # noqa: BLE001 - any decoding failure quarantines the row
-            raise Quarantined("image", f"unreadable image: {err}") from None
+            raise Quarantined("image", f"unreadable image: {type(err).__name__}: {err}") from None
         path = self.folder / f"{hashlib.sha256(data).hexdigest()[:20]}.{ext}"
         if not path.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +249,7 @@ def infer_answer_type(answer: str) -> str:
         return "integer"
     if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)", answer):
         return "float"
-    if re.fullmatch(r"\[.*,.*\]", answer):
+    if answer[:1] == "[" and answer[-1:] == "]" and "," in answer[1:-1] and "\n" not in answer:  # \[.*,.*\]
         return "list"
     return "text"
 
@@ -303,19 +342,40 @@ def convert_mathvista(rec: dict, store: ImageStore) -> dict:
     return _row(f"mathvista-{pid}", question, images, choices, answer, atype, precision, "mathvista", meta)
 
 
-_OPTION_LINE = re.compile(r"^\s*\(?([A-H])\)?\s*[:.)：]\s*(.+?)\s*$")
+# An option line; group 2 is the option with trailing whitespace (stripped by the caller): a lazy `(.+?)\s*$`
+# would backtrack over a long run of spaces.
+_OPTION_LINE = re.compile(r"^\s*\(?([A-H])\)?\s*[:.)：]\s*(.+)$")
+
+
+_BLANK = re.compile(r"\s*(:?)\s*")
+
+
+def _after_choices(question: str) -> str | None:
+    """re.search(r"choices\\s*:?\\s*\\n(.*)$", question, re.I | re.S).group(1), in linear time: for the first
+    'choices' followed by a blank (one colon allowed) holding a newline, the text after the blank's last newline
+    (after the colon if one follows it, else before the colon)."""
+    for m in re.finditer(r"choices", question, re.IGNORECASE):
+        blank = _BLANK.match(question, m.end())
+        zone = blank.group(0)
+        colon = zone.find(":") if blank.group(1) else -1
+        last = zone.rfind("\n")
+        if colon >= 0 and last < colon:
+            last = zone.rfind("\n", 0, colon)
+        if last >= 0:
+            return question[m.end() + last + 1 :]
+    return None
 
 
 def parse_inline_choices(question: str) -> list[str]:
     """Options written in a MathVerse question after 'Choices:', one 'A:...' / '(A) ...' line each."""
-    m = re.search(r"choices\s*:?\s*\n(.*)$", question or "", re.IGNORECASE | re.DOTALL)
-    if not m:
+    rest = _after_choices(question or "")
+    if rest is None:
         return []
     choices = []
-    for line in m.group(1).splitlines():
+    for line in rest.splitlines():
         opt = _OPTION_LINE.match(line)
         if opt and opt.group(1) == LETTERS[len(choices)]:
-            choices.append(opt.group(2))
+            choices.append(opt.group(2).rstrip())
         elif line.strip() and choices:
             break
     return choices

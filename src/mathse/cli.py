@@ -114,7 +114,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("\n- " + " ".join(head))
         if kind == "judgment":
             check = "right" if r["answer_correct"] else "wrong"
-            print(f"  ORM: {r['status']} (math-verify: answer {check}, extracted {r['extracted']!r})")
+            cut = f", check cut short: {r['check']}" if r.get("check") else ""
+            print(f"  ORM: {r['status']} (math-verify: answer {check}{cut}, extracted {r['extracted']!r})")
             if r["status"] != "CORRECT":
                 print(f"  error step: {r['error_step']}")
                 print(f"  analysis:   {r['error_analysis']}")
@@ -124,7 +125,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print("  wrong path:")
             print(_indent(r["wrong_response"]))
         elif kind == "score":
-            print(f"  correct: {r['correct']} (extracted {r['extracted']!r}, answer {r['answer']!r})")
+            cut = f", check cut short: {r['check']}" if r.get("check") else ""
+            print(f"  correct: {r['correct']} (extracted {r['extracted']!r}, answer {r['answer']!r}{cut})")
         elif kind == "problem":
             print("  reference steps:")
             print(_indent("\n".join(r["solution_steps"] or [])))
@@ -205,8 +207,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from mathse import checks
     from mathse.artifacts import read_table, write_table
     from mathse.scoring import breakdown, score_responses
+
+    if args.check_timeout <= 0:
+        raise ValueError("--check-timeout must be a positive number of seconds")
+    checks.configure(timeout_s=args.check_timeout)
 
     problems = read_table(args.problems, "problem")
     responses = (
@@ -217,7 +224,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         from mathse.config import EndpointConfig, ExtractorConfig
         from mathse.extractor import LlmExtractor
 
-        endpoint = EndpointConfig(base_url=args.extractor_url, model=args.extractor_model, max_tokens=32)
+        endpoint = EndpointConfig(
+            base_url=args.extractor_url,
+            model=args.extractor_model,
+            max_tokens=32,
+            api_key_env=args.extractor_api_key_env,
+        )
         extractor = LlmExtractor(ExtractorConfig(backend="openai", openai=endpoint))
     scores, missing = score_responses(problems, responses, args.suite, extractor)
     scores = scores.with_columns(
@@ -232,6 +244,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     n, k = scores.height, int(scores["correct"].sum())
     if missing:
         print(f"warning: {missing} of {n} problems have no response and count as wrong", file=sys.stderr)
+    cut = scores.filter(pl.col("check").is_in([checks.TIMEOUT, checks.MEMORY, checks.ERROR]))
+    if cut.height:
+        print(
+            f"warning: {cut.height} of {n} answer checks were cut short by their limit (column `check`: "
+            f"{', '.join(sorted(set(cut['check'])))}) and count as wrong; --check-timeout raises the time limit",
+            file=sys.stderr,
+        )
     print(f"{args.suite}: accuracy {100 * k / max(n, 1):.2f}% ({k}/{n})")
     for row in breakdown(scores, problems, args.suite).iter_rows(named=True):
         print(f"  {row['key']} {row['value']}: {100 * row['accuracy']:.2f}% (n={row['n']})")
@@ -283,9 +302,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--extractor-url",
         help="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1) of an LLM that extracts the answer "
-        "where the rules find none; API key from $OPENAI_API_KEY",
+        "where the rules find none; API key from $OPENAI_API_KEY for OpenAI's endpoint",
     )
     p.add_argument("--extractor-model", default="gpt-4o-mini", help="the extractor's model name")
+    p.add_argument(
+        "--extractor-api-key-env",
+        metavar="VAR",
+        help="environment variable holding the extractor endpoint's API key (sent to any host; default: "
+        "$OPENAI_API_KEY, sent only to OpenAI's)",
+    )
+    p.add_argument(
+        "--check-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time limit of one response's answer check (config answer_check.timeout_s); a check past it "
+        "counts wrong, with `check: timeout` in its row (default: 5)",
+    )
     p.set_defaults(func=cmd_score)
 
     args = parser.parse_args(argv)

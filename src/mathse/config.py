@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
 DEFAULTS_PATH = Path("config/defaults.yaml")
@@ -23,7 +23,9 @@ ORM_DIR = "{results_dir}/orm"
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors never echo inputs (a value given for api_key_env may be a pasted key); load_config
+    # shows the others itself.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class RunConfig(Section):
@@ -160,6 +162,17 @@ class DataConfig(Section):
     )
 
 
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_PREFIXES = ("sk-", "sk_", "hf_", "gsk_", "xai-", "pk-", "rk-", "AIza", "ghp_", "github_pat_")
+
+
+def looks_like_key(value: str) -> bool:
+    """A secret rather than a variable's name: a known key prefix, or long, mixed case and digits."""
+    digits = sum(c.isdigit() for c in value)
+    mixed = any(c.islower() for c in value) and any(c.isupper() for c in value)
+    return value.startswith(_KEY_PREFIXES) or (len(value) >= 24 and digits >= 4 and mixed)
+
+
 class EndpointConfig(Section):
     """An OpenAI-compatible chat-completions endpoint (OpenAI, `vllm serve`, `python -m mathse.serve`)."""
 
@@ -168,9 +181,17 @@ class EndpointConfig(Section):
     )
     model: str = Field("gpt-4o", description="Model name sent in each request and recorded in every row.")
     api_key_env: str | None = Field(
-        "OPENAI_API_KEY",
-        description="Name of the environment variable holding the API key (sent as a Bearer token). The key "
-        "itself is never read from config nor written anywhere; unset variable: no Authorization header.",
+        None,
+        description="Name of the environment variable holding the API key (sent as a Bearer token), e.g. "
+        "OPENAI_API_KEY; it must look like a variable's name (a value that looks like a key is refused, unshown). "
+        "null: $OPENAI_API_KEY, sent only when base_url is OpenAI's (https://api.openai.com); a name: that "
+        "variable's key, sent to base_url whatever its host. The key itself is never read from config nor written "
+        "anywhere; it is stripped and must hold no space or newline; unset variable: no Authorization header.",
+    )
+    allow_insecure: bool = Field(
+        False,
+        description="Send the API key over plain http to a host that is not loopback (127.0.0.0/8, ::1, "
+        "localhost). Without it such an endpoint with a key is refused when the client starts: use https.",
     )
     max_tokens: int = Field(1024, ge=1, description="Chat-completions max_tokens per request.")
     temperature: float = Field(0.0, ge=0, description="Chat-completions temperature (0: greedy).")
@@ -184,6 +205,23 @@ class EndpointConfig(Section):
         description="Content-addressed cache of responses (key: hash of model and request body), so that a "
         "rerun or resumed job never pays twice for the same request. Shared by all rules and rounds.",
     )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if looks_like_key(value.strip()):
+            raise ValueError(
+                "this looks like an API key, not the name of an environment variable holding one (not shown); "
+                "put the key in a variable and give its name, e.g. OPENAI_API_KEY"
+            )
+        if not ENV_NAME_RE.fullmatch(value):
+            raise ValueError(
+                "must be an environment variable's name (letters, digits and _, not starting with a digit); "
+                "the value given is not shown"
+            )
+        return value
 
 
 class TeacherConfig(Section):
@@ -536,6 +574,27 @@ class ExtractorConfig(Section):
     )
 
 
+class AnswerCheckConfig(Section):
+    """Limits of every answer check: the rule ORM's, each suite's scorer, the reflection re-check, `mathse score`."""
+
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds one answer check may take (one judged path, scored response or re-checked "
+        "reflection, all its symbolic comparisons together). math-verify runs in a worker process that is "
+        "stopped at the limit, from any thread or process; the row is then WRONG with `check: timeout` "
+        "(judgments, scores, reflections, distilled). Answers with huge numbers (towers, factorials of "
+        "large numbers, deep nesting) are refused before sympy sees them (`check: too_large`). Raise it if "
+        "`check: timeout` shows on answers that should count.",
+    )
+    memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory in MiB the answer-check worker may take beyond what it holds once started; a "
+        "check past it is WRONG with `check: memory`.",
+    )
+
+
 class EvalConfig(Section):
     backend: Literal["hf", "vllm"] = Field(
         "hf", description="Generation backend for greedy evaluation: `hf` or `vllm` (as rollout.backend)."
@@ -598,6 +657,10 @@ class Config(Section):
     assemble: AssembleConfig = Field(default_factory=AssembleConfig, description="Growing the training set.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Benchmark evaluation.")
+    answer_check: AnswerCheckConfig = Field(
+        default_factory=AnswerCheckConfig,
+        description="Time and memory limits of answer checks (judge, scoring, reflection re-checks).",
+    )
     vllm: VllmConfig = Field(
         default_factory=VllmConfig, description="The vLLM engine, for the rules whose backend is `vllm`."
     )
@@ -657,7 +720,9 @@ def load_config(raw: dict[str, Any]) -> Config:
         lines = []
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"]) or "<config>"
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+            # a value given for api_key_env may be a pasted key: never echoed
+            got = "" if "api_key_env" in e["loc"] else f" (got {e.get('input')!r})"
+            lines.append(f"  {key}: {e['msg']}{got}")
         raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
 
 

@@ -8,14 +8,14 @@ Every judge answers in the paper's JSON fields: `status` (CORRECT / WRONG), `err
   the image(s), the path and the reference answer and answers in that JSON. Output that does not parse is
   recorded as status INVALID with the raw text, never counted as correct.
 Every judged path also gets math-verify's answer check (`answer_correct`), so each round records how often
-its judge agrees with math-verify (`judge_stats`): a drifting ORM is visible.
+its judge agrees with math-verify (`judge_stats`): a drifting ORM is visible. The check is bounded in time
+and memory (`mathse.checks`): one cut short is wrong, with its reason in `check` (e.g. `timeout`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -23,14 +23,14 @@ import polars as pl
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig, VllmConfig
 from mathse.grading import (
-    answer_correct,
     answer_correct_column,
+    check_answer,
     extract_answer,
     extract_answers,
     normalize,
     normalize_expr,
 )
-from mathse.prompts import STEP_RE, orm_prompt, parse_steps
+from mathse.prompts import STEP_PATTERN, orm_prompt, parse_steps
 
 log = logging.getLogger(__name__)
 JUDGE_NAME = "rule-orm-v1"
@@ -42,6 +42,7 @@ INVALID = "INVALID"
 VERDICT_SCHEMA = {
     "extracted": pl.String,
     "answer_correct": pl.Boolean,
+    "check": pl.String,
     "status": pl.String,
     "error_step": pl.Int64,
     "error_analysis": pl.String,
@@ -101,6 +102,24 @@ def wrong_verdict(response: str, extracted: str | None, reference_steps: list[st
     return Verdict("WRONG", step, analysis, suggestion)
 
 
+def judge_path_checked(
+    response: str,
+    answer: str,
+    reference_steps: list[str],
+    precision: int | None = None,
+    choices: list[str] | None = None,
+) -> tuple[str | None, bool, str | None, Verdict]:
+    """Judge one path: (extracted answer, answer correct, check, verdict). The reference for `judge_table`.
+
+    `check` is why the bounded answer check was cut short (`timeout`, ...; see grading.checked), else None.
+    """
+    extracted = extract_answer(response)
+    correct, check = check_answer(extracted, answer, precision, choices)
+    if correct:
+        return extracted, True, None, CORRECT_VERDICT
+    return extracted, False, check, wrong_verdict(response, extracted, reference_steps)
+
+
 def judge_path(
     response: str,
     answer: str,
@@ -108,20 +127,19 @@ def judge_path(
     precision: int | None = None,
     choices: list[str] | None = None,
 ) -> tuple[str | None, bool, Verdict]:
-    """Judge one path: (extracted answer, answer correct, verdict). The reference for `judge_table`."""
-    extracted = extract_answer(response)
-    if answer_correct(extracted, answer, precision, choices):
-        return extracted, True, CORRECT_VERDICT
-    return extracted, False, wrong_verdict(response, extracted, reference_steps)
+    """Judge one path: (extracted answer, answer correct, verdict)."""
+    extracted, correct, _, verdict = judge_path_checked(response, answer, reference_steps, precision, choices)
+    return extracted, correct, verdict
 
 
 CORRECT_VERDICT = Verdict("CORRECT", None, "", "")
 
 
-def _verdict_row(extracted: str | None, correct: bool, v: Verdict) -> dict:
+def _verdict_row(extracted: str | None, correct: bool, check: str | None, v: Verdict) -> dict:
     return {
         "extracted": extracted,
         "answer_correct": correct,
+        "check": check,
         "status": v.status,
         "error_step": v.error_step,
         "error_analysis": v.error_analysis,
@@ -144,7 +162,7 @@ def judge_table_per_row(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataF
         if pid not in ref:
             raise KeyError(f"path for unknown problem_id {pid!r}")
         p = ref[pid]
-        verdict = judge_path(response, p["answer"], p["solution_steps"] or [], p["precision"], p["choices"])
+        verdict = judge_path_checked(response, p["answer"], p["solution_steps"] or [], p["precision"], p["choices"])
         out.append(_verdict_row(*verdict))
     return pl.DataFrame(out, schema=VERDICT_SCHEMA)
 
@@ -188,7 +206,7 @@ def wrong_verdicts(wrong: pl.DataFrame, steps: pl.DataFrame) -> pl.DataFrame:
     lines = w.select("w", line=pl.col("response").str.replace_all(r"\r\n|[\r\x0b\x0c]", "\n").str.split("\n"))
     found = (
         lines.explode("line")
-        .select("w", text=pl.col("line").str.extract("(?i)" + STEP_RE.pattern, 2))
+        .select("w", text=pl.col("line").str.extract("(?i)" + STEP_PATTERN, 2))
         .drop_nulls("text")
         .with_columns(k=pl.int_range(pl.len()).over("w"))
     )
@@ -310,7 +328,7 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
         maintain_order="left",
     )
     rows = rows.with_columns(extracted=extract_answers(rows["response"]))
-    rows = rows.with_columns(answer_correct=answer_correct_column(rows))
+    rows = rows.with_columns(answer_correct_column(rows))
     wrong = (
         rows.filter(~pl.col("answer_correct"))
         .select("problem_id", "response", "extracted")
@@ -320,11 +338,12 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     correct = pl.col("answer_correct")
     return (
         rows.lazy()
-        .select("problem_id", "response", "extracted", "answer_correct")
+        .select("problem_id", "response", "extracted", "answer_correct", "check")
         .join(wrong.lazy(), on=["problem_id", "response"], how="left", maintain_order="left")
         .select(
             "extracted",
             "answer_correct",
+            "check",
             status=pl.when(correct).then(pl.lit("CORRECT")).otherwise(pl.lit("WRONG")),
             error_step=pl.when(correct).then(None).otherwise("error_step"),
             error_analysis=pl.when(correct).then(pl.lit("")).otherwise("error_analysis"),
@@ -337,11 +356,22 @@ def judge_table(paths: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
 class VerdictParseError(ValueError):
     pass
+
+
+def _fenced(text: str) -> str | None:
+    """The text of the first ```json ... ``` (or ``` ... ```) block; found without a backtracking pattern."""
+    start = text.find("```")
+    if start < 0:
+        return None
+    k = start + 3
+    if text[k : k + 4].lower() == "json":
+        k += 4
+    while k < len(text) and text[k].isspace():
+        k += 1
+    end = text.find("```", k)
+    return None if end < 0 else text[k:end]
 
 
 def parse_verdict(text: str) -> Verdict:
@@ -351,9 +381,9 @@ def parse_verdict(text: str) -> Verdict:
     other than CORRECT / WRONG, a non-integer error step.
     """
     text = (text or "").strip()
-    fenced = _FENCE_RE.search(text)
-    if fenced:
-        text = fenced.group(1).strip()
+    fenced = _fenced(text)
+    if fenced is not None:
+        text = fenced.strip()
     start = text.find("{")
     if start < 0:
         raise VerdictParseError("no JSON object in the output")
@@ -361,6 +391,8 @@ def parse_verdict(text: str) -> Verdict:
         obj, _ = json.JSONDecoder().raw_decode(text[start:])
     except json.JSONDecodeError as err:
         raise VerdictParseError(f"malformed or truncated JSON: {err.msg} at char {err.pos}") from None
+    except RecursionError:
+        raise VerdictParseError("JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise VerdictParseError("the JSON is not an object")
     status = obj.get("status")
@@ -382,7 +414,7 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict("WRONG", step, text_field("error_analysis"), text_field("improvement_suggestion"))
 
 
-def verdict_row(raw: str, extracted: str | None, answer_correct: bool, judge: str) -> dict:
+def verdict_row(raw: str, extracted: str | None, answer_correct: bool, judge: str, check: str | None = None) -> dict:
     """A model judge's row: the parsed verdict, or INVALID with the reason (the raw text is kept)."""
     try:
         v = parse_verdict(raw)
@@ -391,6 +423,7 @@ def verdict_row(raw: str, extracted: str | None, answer_correct: bool, judge: st
     return {
         "extracted": extracted,
         "answer_correct": answer_correct,
+        "check": check,
         "status": v.status,
         "error_step": v.error_step,
         "error_analysis": v.error_analysis,
@@ -467,8 +500,8 @@ def model_judge_table(
     for (pid, response), raw in zip(paths.select("problem_id", "response").iter_rows(), raws, strict=True):
         p = ref[pid]
         extracted = extract_answer(response)
-        correct = answer_correct(extracted, p["answer"], p["precision"], p["choices"])
-        rows.append(verdict_row(raw, extracted, correct, judge))
+        correct, check = check_answer(extracted, p["answer"], p["precision"], p["choices"])
+        rows.append(verdict_row(raw, extracted, correct, judge, check))
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA), client
 
 
@@ -546,6 +579,12 @@ def run_judge(
             backend=backend,
             model=model,
             endpoint=endpoint,
+        )
+    cut = judged.filter(pl.col("check").is_not_null()).group_by("check").len().sort("check").rows()
+    if cut:
+        log.warning(
+            "answer checks cut short (wrong, reason in `check`; answer_check.timeout_s sets the time limit): %s",
+            ", ".join(f"{n} {reason}" for reason, n in cut),
         )
     log.info(
         "paths: %d empty, %d without a final answer, %d hit max_new_tokens",

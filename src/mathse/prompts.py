@@ -23,7 +23,11 @@ SOLVER_PROMPTS = {
 }
 RAW_PROMPT_VERSION = "raw"
 
-STEP_RE = re.compile(r"^\s*Step\s+(\d+)\s*[:.]\s*(.*?)\s*$", re.IGNORECASE)
+# A "Step n: ..." line; group 2 is the step's text, with trailing whitespace (parse_steps strips it): a lazy
+# `(.*?)\s*$` would backtrack over a long run of spaces. STEP_PATTERN is the same for polars (Rust's regex
+# engine is linear whatever the pattern).
+STEP_RE = re.compile(r"^\s*Step\s+(\d+)\s*[:.]\s*(.*)$", re.IGNORECASE)
+STEP_PATTERN = r"^\s*Step\s+(\d+)\s*[:.]\s*(.*?)\s*$"
 
 
 # Teacher and ORM prompts (paper: GPT-4o distils and reflects; a VLM judges in JSON). A version is frozen
@@ -180,5 +184,5 @@ def parse_steps(response: str) -> list[str]:
     for line in response.splitlines():
         m = STEP_RE.match(line)
         if m:
-            steps.append(m.group(2))
+            steps.append(m.group(2).rstrip())
     return steps

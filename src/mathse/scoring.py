@@ -24,20 +24,34 @@ extraction does), and MATH-Vision also maps a named option ("(B) 8/11") to its l
 
 Optionally (eval.answer_extractor: openai), responses where no rule finds an answer go to an LLM extractor
 (mathse.extractor), and its answer is scored by the same rules (rule `llm_extractor`).
+
+Each row's check is bounded in time and memory (`mathse.checks`, the `answer_check` config section): a
+row cut short is wrong, with the reason in `check` (`timeout`, `memory`, `too_large`, `error`). Responses are
+capped and runs of spaces collapsed before any rule reads them (grading.bound_response), and no pattern
+here backtracks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 
 import polars as pl
 
-from mathse.grading import LETTERS, choice_letter, extract_answer, match_kind, normalize
+from mathse import checks
+from mathse.grading import (
+    LETTERS,
+    bound_response,
+    choice_letter,
+    extract_answer,
+    has_answer_sentence,
+    match_kind,
+    normalize,
+)
 from mathse.prompts import ANSWER_PREFIX
 
 log = logging.getLogger(__name__)
@@ -51,17 +65,23 @@ class Verdict:
     rule: str  # which extraction rule produced it
     correct: bool
     matched_by: str | None  # how it was found equal to the reference; None when wrong
+    check: str | None = None  # why the check was cut short (timeout, memory, too_large, error); None: it ran
 
 
 # ---------------------------------------------------------------------------------------------------
 # Shared extraction helpers
 
 
+# Every pattern here runs in linear time on any text: no two adjacent parts can match the same characters
+# and then fail (the greedy-then-backtrack that made `(.+?)\s*$` quadratic), or the pattern is replaced by
+# plain string operations.
 _ANSWER_IS_RE = re.compile(r"(?:final |correct )?answer (?:is|should be)\s*:?\s*", re.IGNORECASE)
-_ANSWER_COLON_RE = re.compile(r"^\s*\**answer\**\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+# The rest of the line after "Answer:" (stripped by the caller); `[^\n]*` always matches, so nothing backtracks.
+_ANSWER_COLON_RE = re.compile(r"^[^\S\n]*\**answer\**[^\S\n]*:\s*([^\n]*)", re.IGNORECASE | re.MULTILINE)
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
 _UNIT_TAIL = r"(?:\\?%|°|\^\{?\\circ\}?|\\,?\s*\\?(?:text|mathrm)\{[^{}]*\}|[A-Za-z][A-Za-z ]*\^?[23]?)"
-_NUMBER_WITH_UNIT_RE = re.compile(rf"^\$?\s*({_NUMBER})\s*{_UNIT_TAIL}?\s*\.?\s*\$?$")
+# Matched on text already stripped of surrounding spaces, '$' and a final '.' (see strip_units).
+_NUMBER_WITH_UNIT_RE = re.compile(rf"({_NUMBER})\s*{_UNIT_TAIL}?")
 _LAST_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -71,24 +91,31 @@ def _clean(text: str) -> str:
 
 def answer_is(response: str) -> str | None:
     """The text after the last 'the answer is' / 'answer should be': its first line and first sentence."""
-    parts = _ANSWER_IS_RE.split(response or "")
+    parts = _ANSWER_IS_RE.split(bound_response(response))
     if len(parts) < 2:
         return None
     tail = parts[-1].strip().split("\n")[0].split(". ")[0]
     return _clean(tail) or None
 
 
+def _rule(text: str) -> str:
+    return "answer_prefix" if has_answer_sentence(text) else "boxed"
+
+
 def extract_common(response: str) -> tuple[str | None, str]:
     """The paper's closing sentence, else \\boxed{}, else 'the answer is ...', else an 'Answer: ...' line."""
-    found = extract_answer(response or "")
+    text = bound_response(response)
+    found = extract_answer(text)
     if found is not None:
-        return found, "answer_prefix" if ANSWER_PREFIX.lower() in response.lower() else "boxed"
-    found = answer_is(response)
+        return found, _rule(text)
+    found = answer_is(text)
     if found is not None:
         return found, "answer_is"
-    m = _ANSWER_COLON_RE.findall(response or "")
-    if m and _clean(m[-1]):
-        return _clean(m[-1]), "answer_colon"
+    matches = list(_ANSWER_COLON_RE.finditer(text))
+    if matches and not matches[-1].group(1) and not matches[-1].group(0).split(":", 1)[1].strip("\n"):
+        matches.pop()  # "Answer:" and only newlines after it, at the end: not an answer line
+    if matches and _clean(matches[-1].group(1)):
+        return _clean(matches[-1].group(1)), "answer_colon"
     return None, "none"
 
 
@@ -96,22 +123,32 @@ def strip_units(text: str | None) -> str | None:
     """'5 cm' -> '5', '25%' -> '25', '1,000 people' -> '1000', '30^\\circ' -> '30'; None if not a number."""
     if text is None:
         return None
-    m = _NUMBER_WITH_UNIT_RE.match(text.strip())
+    t = text.strip()
+    if t.endswith("$"):
+        t = t[:-1].rstrip()
+    if t.endswith("."):
+        t = t[:-1].rstrip()
+    if t.startswith("$"):
+        t = t[1:].lstrip()
+    m = _NUMBER_WITH_UNIT_RE.fullmatch(t)
     return m.group(1).replace(",", "") if m else None
 
 
 def last_number(text: str) -> str | None:
-    numbers = _LAST_NUMBER_RE.findall(re.sub(r"(\d),(\d{3})", r"\1\2", text or ""))
+    numbers = _LAST_NUMBER_RE.findall(re.sub(r"(\d),(\d{3})", r"\1\2", bound_response(text)))
     return numbers[-1] if numbers else None
 
 
 def letter_in_response(response: str, n: int) -> str | None:
     """The last option letter written as '(B)' in a response, else a response that is just 'B' / 'B.'."""
-    letters = [x.upper() for x in re.findall(r"\(([A-Za-z])\)", response or "") if LETTERS.index(x.upper()) < n]
+    text = bound_response(response)
+    letters = [x.upper() for x in re.findall(r"\(([A-Za-z])\)", text) if LETTERS.index(x.upper()) < n]
     if letters:
         return letters[-1]
-    m = re.fullmatch(r"\s*([A-Z])\s*[.)]?\s*", response or "")
-    return m.group(1) if m and LETTERS.index(m.group(1)) < n else None
+    t = text.strip()
+    if t and t[0] in LETTERS and t[1:].lstrip() in ("", ".", ")") and LETTERS.index(t[0]) < n:
+        return t[0]
+    return None
 
 
 def parse_list(text: str | None) -> list[str] | None:
@@ -150,6 +187,8 @@ def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (MathVista's nearest-choice fallback uses python-Levenshtein's `distance`)."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
+        if i % 256 == 0:
+            checks.tick()  # quadratic in the worst case: within the row's time budget
         cur = [i]
         for j, cb in enumerate(b, start=1):
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
@@ -158,8 +197,15 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def nearest_choice(prediction: str, choices: list[str]) -> str:
-    distances = [edit_distance(prediction, c) for c in choices]
-    return choices[distances.index(min(distances))]
+    """The first choice at the least edit distance (a choice whose length alone puts it further is skipped)."""
+    best, best_i = None, 0
+    for i, c in enumerate(choices):
+        if best is not None and abs(len(prediction) - len(c)) > best:
+            continue
+        d = edit_distance(prediction, c)
+        if best is None or d < best:
+            best, best_i = d, i
+    return choices[best_i]
 
 
 def _meta(problem: dict) -> dict:
@@ -171,9 +217,14 @@ def _meta(problem: dict) -> dict:
 # mathse (the synthetic suite)
 
 
+def _extract_mathse(response: str) -> tuple[str | None, str]:
+    text = bound_response(response)
+    extracted = extract_answer(text)
+    return extracted, "none" if extracted is None else _rule(text)
+
+
 def score_mathse(response: str, problem: dict) -> Verdict:
-    extracted = extract_answer(response or "")
-    rule = "none" if extracted is None else "answer_prefix" if ANSWER_PREFIX.lower() in response.lower() else "boxed"
+    extracted, rule = _extract_mathse(response)
     kind = match_kind(extracted, problem["answer"], problem.get("precision"))
     return Verdict(extracted, rule, kind is not None, kind)
 
@@ -182,23 +233,43 @@ def score_mathse(response: str, problem: dict) -> Verdict:
 # MathVista
 
 
+def _int_text(digits: str) -> str:
+    """str(int(text)) for '[-+]?\\d+' of any length (int() refuses more than 4300 digits)."""
+    body = digits.lstrip("+-").lstrip("0") or "0"
+    return "-" + body if digits.startswith("-") and body != "0" else body
+
+
+def quick_extract(text: str) -> str | None:
+    """re.search(r'The answer is "(.*)"\\.', text).group(1), found in linear time: per line, the text between
+    the first 'The answer is "' and the line's last '".'."""
+    marker, start = 'The answer is "', 0
+    while (i := text.find(marker, start)) >= 0:
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end
+        j = text.rfind('".', i + len(marker), end)
+        if j >= 0:
+            return text[i + len(marker) : j]
+        start = end + 1  # a later marker on the same line has no closing either
+    return None
+
+
 def mathvista_extract(response: str, question_type: str, answer_type: str, choices: list[str]) -> tuple[str, str]:
     """The official rule-based extraction, then ours where the official script would ask GPT-4."""
-    r = (response or "").strip()
+    r = bound_response(response).strip()
     if not r:
         return "", "empty"
     if question_type == "multi_choice" and r in choices:
         return r, "exact_choice"
     if answer_type == "integer" and re.fullmatch(r"[-+]?\d+", r):
-        return str(int(r)), "integer_response"
+        return _int_text(r), "integer_response"
     if answer_type == "float":
         try:
             return str(float(r)), "float_response"
         except ValueError:
             pass
-    m = re.search(r'The answer is "(.*)"\.', r)
-    if m:
-        return m.group(1), "quick_extract"
+    quick = quick_extract(r)
+    if quick is not None:
+        return quick, "quick_extract"
     found, rule = extract_common(r)
     if found is not None:
         return found, rule
@@ -237,6 +308,8 @@ def mathvista_normalize(
             if stripped is None:
                 return None, None
             value, how = float(stripped), "units_stripped"
+        if not math.isfinite(value):  # int() and round() of inf or nan raise: no number to compare
+            return None, None
         if answer_type == "integer":
             return str(int(value)), how
         return str(round(value, precision) if precision is not None else round(value)), how
@@ -289,8 +362,10 @@ def _mathvision_strip(s: str) -> str:
 def mathvision_clean(s: str) -> str:
     """find_math_answer: lower-case, the last \\boxed{...} (else the whole text), value after '=', no units."""
     s = s.lower().replace("{}", "")
-    boxed = re.findall(r"oxed\{(.*)\}", s, flags=re.S)
-    ans = boxed[-1] if boxed else s
+    # re.findall(r"oxed\{(.*)\}", s, flags=re.S)[-1] without the pattern (quadratic over many 'oxed{'): from
+    # the first 'oxed{' to the last '}' after it
+    start, end = s.find("oxed{"), s.rfind("}")
+    ans = s[start + 5 : end] if 0 <= start and start + 5 <= end else s
     if "}" in ans and ("{" not in ans or ans.find("}") < ans.find("{")):
         ans = ans.split("}")[0]
     ans = ans.split("=")[-1].split("\\approx")[-1]
@@ -303,22 +378,16 @@ def mathvision_clean(s: str) -> str:
     return _mathvision_strip(ans.replace("bmatrix", "pmatrix"))
 
 
-@lru_cache(maxsize=65536)
 def _numeric_value(s: str) -> float | None:
-    """A number for '3', '-2.5', '\\frac{1}{2}', '2\\sqrt{2}' (MATH-Vision evaluates latex with sympy)."""
+    """A number for '3', '-2.5', '\\frac{1}{2}', '2\\sqrt{2}' (MATH-Vision evaluates latex with sympy, here in
+    the bounded worker, memoised there)."""
     try:
         return float(s)
     except ValueError:
         pass
     if len(s) > 100:
         return None
-    from math_verify import parse
-
-    try:
-        parsed = parse(f"${s}$", parsing_timeout=None)
-        return float(parsed[0]) if parsed else None
-    except Exception:  # noqa: BLE001 - anything sympy cannot evaluate is simply not a number
-        return None
+    return checks.numeric_value(s)
 
 
 def _round_tuple(s: str) -> str:
@@ -350,7 +419,7 @@ _MATHVISION_FLAGS = ["the final answer is", "the answer is", "the correct answer
 
 
 def mathvision_extract(response: str) -> tuple[str, str]:
-    s = (response or "").strip()
+    s = bound_response(response).strip()
     rule = "whole_response"
     if ANSWER_PREFIX.lower() in s.lower() and "oxed{" not in s:
         s, rule = extract_answer(s) or "", "answer_prefix"
@@ -358,7 +427,7 @@ def mathvision_extract(response: str) -> tuple[str, str]:
         if s.endswith((f" {c}.", f" ({c}).")) or s.startswith((f"{c}\n", f"({c})\n", f"({c}) {c}\n")):
             s, rule = c, "letter_pattern"
     tail = s.split("is ")[-1].rstrip(".")
-    if re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", tail):
+    if re.fullmatch(r"\s*[-+]?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*", tail):
         s, rule = tail, "answer_is_number"
     if "oxed{" not in s:
         for flag in _MATHVISION_FLAGS:
@@ -444,12 +513,37 @@ SCORERS = {
 }
 
 
+def _extraction(scoring: str, response: str, problem: dict) -> tuple[str | None, str]:
+    """What a scheme extracts from a response (cheap: no symbolic check), for a row whose check was cut short."""
+    if scoring == "mathse":
+        return _extract_mathse(response)
+    if scoring == "mathvision":
+        return mathvision_extract(response)
+    if scoring == "mathvista":
+        meta = _meta(problem)
+        qtype = meta.get("question_type") or ("multi_choice" if problem["answer_type"] == "choice" else "free_form")
+        choices = list(problem.get("choices") or [])
+        found, rule = mathvista_extract(response, qtype, meta.get("answer_type") or problem["answer_type"], choices)
+        return found or None, rule
+    return extract_common(response)
+
+
 def score_response(scoring: str, response: str, problem: dict) -> Verdict:
+    """One row's verdict by a scheme's rules, as one bounded check: a row cut short by a limit is wrong, with
+    the reason in `check` (see grading.checked)."""
     try:
         scorer = SCORERS[scoring]
     except KeyError:
         raise ValueError(f"unknown scoring {scoring!r}; known: {sorted(SCORERS)}") from None
-    return scorer(response, problem)
+    with checks.budget() as b:
+        try:
+            v = scorer(response, problem)
+        except checks.CheckTimeout:
+            extracted, rule = _extraction(scoring, response, problem)
+            return Verdict(extracted, rule, False, None, checks.TIMEOUT)
+    if b.reason in (checks.TIMEOUT, checks.MEMORY, checks.ERROR):
+        return Verdict(v.extracted, v.rule, False, None, b.reason)
+    return replace(v, check=None if v.correct else b.reason)
 
 
 # An answer found by an LLM extractor is restated in the sentence each benchmark's own rules take first, so
@@ -464,7 +558,7 @@ Extractor = Callable[[list[tuple[dict, str]]], list[str | None]]
 def score_extracted(scoring: str, extracted: str, problem: dict) -> Verdict:
     """Score an answer taken from a response by other means (the LLM extractor) by the suite's rules."""
     v = score_response(scoring, _RESTATE.get(scoring, "The answer is {}.").format(extracted), problem)
-    return Verdict(extracted, LLM_RULE, v.correct, v.matched_by)
+    return Verdict(extracted, LLM_RULE, v.correct, v.matched_by, v.check)
 
 
 def score_table(
@@ -478,6 +572,10 @@ def score_table(
     rows = list(problems.iter_rows(named=True))
     verdicts = [score_response(scoring, r, p) for p, r in zip(rows, responses, strict=True)]
     used = [None] * len(rows)
+    cut = [v.check for v in verdicts if v.check]
+    if cut:
+        log.warning("%d of %d answer checks cut short (wrong, reason in `check`): %s", len(cut), len(rows),
+                    ", ".join(f"{cut.count(r)} {r}" for r in sorted(set(cut))))  # fmt: skip
     if extractor is not None:
         todo = [i for i, v in enumerate(verdicts) if v.rule == "none" and (responses[i] or "").strip()]
         answers = extractor([(rows[i], responses[i]) for i in todo]) if todo else []
@@ -496,6 +594,7 @@ def score_table(
             "answer": problems["answer"],
             "correct": [v.correct for v in verdicts],
             "matched_by": [v.matched_by for v in verdicts],
+            "check": [v.check for v in verdicts],
             "scoring": [scoring] * problems.height,
             "extractor": used,
         },
@@ -508,6 +607,7 @@ def score_table(
             "answer": pl.String,
             "correct": pl.Boolean,
             "matched_by": pl.String,
+            "check": pl.String,
             "scoring": pl.String,
             "extractor": pl.String,
         },

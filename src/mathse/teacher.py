@@ -129,6 +129,7 @@ def distill(
     verdicts = judge_table(table, problems)
     out = table.with_columns(
         status=verdicts["status"],
+        check=verdicts["check"],
         round=pl.lit(0),
         model=pl.lit(teacher_model(cfg)),
         backend=pl.lit(cfg.backend),
@@ -253,6 +254,7 @@ def reflect(
         status=verdicts["status"],
         judge=verdicts["judge"],
         answer_correct=verdicts["answer_correct"],
+        check=verdicts["check"],
         accepted=verdicts["status"] == "CORRECT",
         round=pl.lit(round_idx, pl.Int64),
         model=pl.lit(teacher_model(teacher)),

@@ -145,8 +145,12 @@ class Checkpoint:
     def load(self) -> dict | None:
         if not self.path.exists():
             return None
-        state = torch.load(self.path, weights_only=False, map_location="cpu")
-        if state.get("key") != self.key:
+        try:  # weights_only: tensors and plain containers only, never arbitrary pickled objects
+            state = torch.load(self.path, weights_only=True, map_location="cpu")
+        except Exception as err:  # noqa: BLE001 - an unreadable or unsafe checkpoint is ignored, not trusted
+            log.warning("ignoring checkpoint %s: it does not load as plain tensors (%s)", self.path, type(err).__name__)
+            return None
+        if not isinstance(state, dict) or state.get("key") != self.key:
             log.info("ignoring checkpoint %s: it was made from other inputs or settings", self.path)
             return None
         return state

@@ -22,13 +22,19 @@ ANSWER_TYPES = {"integer", "float", "text", "choice", "list"}  # as the artifact
 MAX_QUESTION_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000
 MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_IMAGE_BYTES = 64 * 2**20  # an image file larger than this is quarantined before it is read
 
 
 @lru_cache(maxsize=100_000)
 def image_problem(path: str) -> str | None:
     """Why an image cannot be used, or None when it decodes."""
-    if not Path(path).is_file():
+    if not Path(path).exists():
         return f"image not found: {path}"
+    if not Path(path).is_file():
+        return f"image path is not a regular file (a folder, FIFO, device or socket): {path}"
+    size = Path(path).stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        return f"image file is {size} bytes, over the limit of {MAX_IMAGE_BYTES}: {path}"
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:

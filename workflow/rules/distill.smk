@@ -11,6 +11,7 @@ rule distill:
         f"{LOGS}/benchmarks/distill/round_0.tsv"
     params:
         teacher=config["teacher"],
+        answer_check=config["answer_check"],
         seed=config["run"]["seed"],
     threads: 1
     conda:

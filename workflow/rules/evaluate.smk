@@ -12,6 +12,7 @@ rule evaluate:
     params:
         model=config["model"],
         eval=EVAL_SETTINGS,
+        answer_check=config["answer_check"],
         prompt_version=config["rollout"]["prompt_version"],
         scoring=suite_scoring,
         seed=config["run"]["seed"],

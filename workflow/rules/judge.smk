@@ -13,6 +13,7 @@ rule judge:
         f"{LOGS}/benchmarks/judge/round_{{round}}.tsv"
     params:
         orm=config["orm"],
+        answer_check=config["answer_check"],
         backbone=MODEL,
         orm_weights=ORM_WEIGHTS,
         orm_base=ORM_BASE if ORM_WEIGHTS else None,

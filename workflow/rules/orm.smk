@@ -69,6 +69,7 @@ rule orm_data:
     params:
         orm=config["orm"],
         teacher=config["teacher"],
+        answer_check=config["answer_check"],
         seed=config["run"]["seed"],
     threads: 1
     conda:
@@ -113,6 +114,7 @@ rule orm_evaluate:
         f"{LOGS}/benchmarks/orm_evaluate.tsv"
     params:
         orm=config["orm"],
+        answer_check=config["answer_check"],
     threads: 1
     conda:
         "../../envs/mathse.yaml"

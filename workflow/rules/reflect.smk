@@ -14,6 +14,7 @@ rule reflect:
     params:
         teacher=config["teacher"],
         reflection=config["reflection"],
+        answer_check=config["answer_check"],
         seed=config["run"]["seed"],
         # The rewrites are re-checked by the configured judge, as the judge rule runs it.
         orm=config["orm"],
