@@ -12,8 +12,9 @@ def main(smk) -> None:
     setup_logging(smk.log[0])
     checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
     orm = OrmConfig.model_validate(smk.params.orm)
-    if smk.params.orm_weights:  # orm.trained: re-check with this run's ORM, as the judge rule does
-        orm = orm.model_copy(update={"hf": orm.hf.model_copy(update={"weights": smk.params.orm_weights})})
+    if smk.params.orm_weights:  # orm.trained: re-check with this run's ORM (its own model), as the judge rule does
+        trained = {"weights": smk.params.orm_weights, "path": smk.params.orm_base}
+        orm = orm.model_copy(update={"hf": orm.hf.model_copy(update=trained)})
     if orm.backend == "model" and orm.transport == "hf":
         from mathse.modeling import setup_torch  # torch only where a local judge runs
 

@@ -178,7 +178,10 @@ def test_whole_dag_with_a_trained_model_orm_judging(tmp_path):
         judged = read_table(res / f"round_{r}/judgments.parquet", "judgment")
         assert judged["judge"].str.ends_with("+results/orm/adapter)").all()
         stats = read_table(res / f"round_{r}/judge_stats.parquet", "judge_stats").row(0, named=True)
-        assert stats["n"] == judged.height and stats["round"] == r and 0 <= stats["agreement"] <= 1
+        assert stats["n"] == judged.height and stats["round"] == r
+        # A round whose pool the judge emptied samples nothing: no agreement to report.
+        assert (stats["agreement"] is None) if judged.height == 0 else 0 <= stats["agreement"] <= 1
+        assert judged.height > 0 or r > 1
 
 
 def test_table5_sets_the_label_only_orm_beside_the_full_one_on_the_same_paths(tmp_path):

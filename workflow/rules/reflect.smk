@@ -20,6 +20,7 @@ rule reflect:
         orm=config["orm"],
         backbone=MODEL,
         orm_weights=ORM_WEIGHTS,
+        orm_base=ORM_BASE if ORM_WEIGHTS else None,
         vllm=vllm_settings(JUDGE_ENGINE),
     threads: 1
     conda:
