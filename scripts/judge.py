@@ -2,22 +2,16 @@
 agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
 from mathse import checks
-from mathse.config import OrmConfig, VllmConfig
+from mathse.config import VllmConfig
 from mathse.logs import setup_logging
-from mathse.orm import run_judge
+from mathse.orm import judge_config, run_judge
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
     checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
-    cfg = OrmConfig.model_validate(smk.params.orm)
-    if smk.params.orm_weights:  # orm.trained: judge with this run's ORM
-        trained = {"weights": smk.params.orm_weights, "path": smk.params.orm_base}
-        cfg = cfg.model_copy(update={"hf": cfg.hf.model_copy(update=trained)})
-    if cfg.backend == "model" and cfg.transport == "hf":
-        from mathse.modeling import setup_torch  # torch only where a local judge runs
-
-        setup_torch(smk.threads)
+    # orm.trained: judge with this run's ORM
+    cfg = judge_config(smk.params.orm, smk.params.orm_weights, smk.params.orm_base, smk.threads)
     run_judge(
         smk.input.rollouts,
         smk.input.problems,

@@ -3,22 +3,17 @@
 cache hits)."""
 
 from mathse import checks
-from mathse.config import OrmConfig, ReflectionConfig, TeacherConfig, VllmConfig
+from mathse.config import ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.logs import setup_logging
+from mathse.orm import judge_config
 from mathse.teacher import reflect
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
     checks.configure(**smk.params.answer_check)  # answer checks' time and memory limits
-    orm = OrmConfig.model_validate(smk.params.orm)
-    if smk.params.orm_weights:  # orm.trained: re-check with this run's ORM (its own model), as the judge rule does
-        trained = {"weights": smk.params.orm_weights, "path": smk.params.orm_base}
-        orm = orm.model_copy(update={"hf": orm.hf.model_copy(update=trained)})
-    if orm.backend == "model" and orm.transport == "hf":
-        from mathse.modeling import setup_torch  # torch only where a local judge runs
-
-        setup_torch(smk.threads)
+    # Re-checked by the judge the judge rule runs (this run's trained ORM with orm.trained).
+    orm = judge_config(smk.params.orm, smk.params.orm_weights, smk.params.orm_base, smk.threads)
     reflect(
         list(smk.input.judgments),
         [smk.input.seed, smk.input.pool],

@@ -433,6 +433,19 @@ def verdict_row(raw: str, extracted: str | None, answer_correct: bool, judge: st
     }
 
 
+def judge_config(orm: dict, weights: str | None, base: str | None, threads: int) -> OrmConfig:
+    """The judge's settings in a rule (judge, reflect): with orm.trained, this run's ORM (its trained weights over
+    its own model); torch set up where a local model judges."""
+    cfg = OrmConfig.model_validate(orm)
+    if weights:
+        cfg = cfg.model_copy(update={"hf": cfg.hf.model_copy(update={"weights": weights, "path": base})})
+    if cfg.backend == "model" and cfg.transport == "hf":
+        from mathse.modeling import setup_torch  # torch only where a local judge runs
+
+        setup_torch(threads)
+    return cfg
+
+
 def model_judge_name(cfg: OrmConfig, backbone: str | None) -> str:
     if cfg.transport == "openai":
         return f"{cfg.name} (openai:{cfg.openai.model})"
