@@ -254,7 +254,8 @@ def adversarial() -> dict[str, str]:
 
 
 def pattern_calls():
-    from mathse import benchmarks, grading, orm, prompts
+    from mathse import grading, orm, prompts
+    from mathse.benchmarks import formats
     from mathse.scoring import common, mathvision, mathvista
 
     return {
@@ -268,8 +269,8 @@ def pattern_calls():
         "mathvision boxed and clean-up": mathvision.mathvision_extract,
         "step pattern (parse_steps)": prompts.parse_steps,
         "judge output fence": orm._fenced,
-        "inline choices (importer)": benchmarks.parse_inline_choices,
-        "answer type (importer)": benchmarks.infer_answer_type,
+        "inline choices (importer)": formats.parse_inline_choices,
+        "answer type (importer)": formats.infer_answer_type,
         "normalize": grading.normalize,
     }
 
