@@ -180,7 +180,8 @@ JUDGE = """
     import polars as pl
     from mathse import checks
     from mathse.artifacts import read_table, write_table
-    from mathse.orm import judge_table, judge_table_per_row, run_judge
+    from mathse.orm import run_judge
+    from mathse.orm.rule import judge_table, judge_table_per_row
     checks.configure(timeout_s={timeout})
     responses = [json.loads(l) for l in open("responses.jsonl")]
     rollouts = pl.DataFrame(responses).with_columns(
@@ -254,8 +255,9 @@ def adversarial() -> dict[str, str]:
 
 
 def pattern_calls():
-    from mathse import grading, orm, prompts
+    from mathse import grading, prompts
     from mathse.benchmarks import formats
+    from mathse.orm import verdict
     from mathse.scoring import common, mathvision, mathvista
 
     return {
@@ -268,7 +270,7 @@ def pattern_calls():
         "mathvista quick extract": mathvista.quick_extract,
         "mathvision boxed and clean-up": mathvision.mathvision_extract,
         "step pattern (parse_steps)": prompts.parse_steps,
-        "judge output fence": orm._fenced,
+        "judge output fence": verdict._fenced,
         "inline choices (importer)": formats.parse_inline_choices,
         "answer type (importer)": formats.infer_answer_type,
         "normalize": grading.normalize,
@@ -380,7 +382,7 @@ def test_extraction_never_raises_and_agrees_column_wise(text, watchdog):
 @given(text=TEXTS, suite=st.sampled_from(SCORINGS), as_answer=st.booleans())
 def test_checking_never_raises_and_returns_within_the_bound(text, suite, as_answer, short_checks, watchdog):
     from mathse.grading import check_answer
-    from mathse.orm import judge_path_checked
+    from mathse.orm.rule import judge_path_checked
     from mathse.scoring import score_response
 
     t0 = time.monotonic()
