@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mathse.artifacts import SchemaError, read_table
-from mathse.orm import judge_path
+from mathse.orm.rule import judge_path
 from mathse.validate import check_problems
 
 

@@ -7,14 +7,10 @@ import polars as pl
 import pytest
 
 from mathse.artifacts import SCHEMAS, read_table, write_table
-from mathse.benchmarks import (
-    BenchmarkFormatError,
-    find_contamination,
-    import_benchmark,
-    parse_inline_choices,
-    question_key,
-    report_paths,
-)
+from mathse.benchmarks import import_benchmark, report_paths
+from mathse.benchmarks.contamination import find_contamination, question_key
+from mathse.benchmarks.files import BenchmarkFormatError
+from mathse.benchmarks.formats import parse_inline_choices
 
 
 def quarantine_of(out: Path) -> list[dict]:

@@ -180,7 +180,8 @@ JUDGE = """
     import polars as pl
     from mathse import checks
     from mathse.artifacts import read_table, write_table
-    from mathse.orm import judge_table, judge_table_per_row, run_judge
+    from mathse.orm import run_judge
+    from mathse.orm.rule import judge_table, judge_table_per_row
     checks.configure(timeout_s={timeout})
     responses = [json.loads(l) for l in open("responses.jsonl")]
     rollouts = pl.DataFrame(responses).with_columns(
@@ -254,21 +255,24 @@ def adversarial() -> dict[str, str]:
 
 
 def pattern_calls():
-    from mathse import benchmarks, grading, orm, prompts, scoring
+    from mathse import grading, prompts
+    from mathse.benchmarks import formats
+    from mathse.orm import verdict
+    from mathse.scoring import common, mathvision, mathvista
 
     return {
         "grading answer pattern (extract_answer)": grading.extract_answer,
         "grading answer pattern, column-wise": lambda s: grading.extract_answers(pl.Series([s])),
         "boxed pattern": lambda s: grading._BOXED_RE.findall(grading.bound_response(s)),
-        "scoring number-with-unit (strip_units)": scoring.strip_units,
-        "scoring extract_common (answer is, Answer:)": scoring.extract_common,
-        "scoring letter_in_response": lambda s: scoring.letter_in_response(s, 4),
-        "mathvista quick extract": scoring.quick_extract,
-        "mathvision boxed and clean-up": scoring.mathvision_extract,
+        "scoring number-with-unit (strip_units)": common.strip_units,
+        "scoring extract_common (answer is, Answer:)": common.extract_common,
+        "scoring letter_in_response": lambda s: common.letter_in_response(s, 4),
+        "mathvista quick extract": mathvista.quick_extract,
+        "mathvision boxed and clean-up": mathvision.mathvision_extract,
         "step pattern (parse_steps)": prompts.parse_steps,
-        "judge output fence": orm._fenced,
-        "inline choices (importer)": benchmarks.parse_inline_choices,
-        "answer type (importer)": benchmarks.infer_answer_type,
+        "judge output fence": verdict._fenced,
+        "inline choices (importer)": formats.parse_inline_choices,
+        "answer type (importer)": formats.infer_answer_type,
         "normalize": grading.normalize,
     }
 
@@ -363,11 +367,12 @@ def _problem(answer: str, answer_type: str = "text", choices: list[str] | None =
 @PROPERTY
 @given(text=TEXTS)
 def test_extraction_never_raises_and_agrees_column_wise(text, watchdog):
-    from mathse import grading, prompts, scoring
+    from mathse import grading, prompts
+    from mathse.scoring import common, mathvision
 
-    for fn in (grading.extract_answer, scoring.extract_common, scoring.answer_is, scoring.strip_units,
-               scoring.parse_list, grading.normalize, prompts.parse_steps, scoring.last_number,
-               scoring.mathvision_extract, checks.too_large, lambda s: scoring.letter_in_response(s, 4)):  # fmt: skip
+    for fn in (grading.extract_answer, common.extract_common, common.answer_is, common.strip_units,
+               common.parse_list, grading.normalize, prompts.parse_steps, common.last_number,
+               mathvision.mathvision_extract, checks.too_large, lambda s: common.letter_in_response(s, 4)):  # fmt: skip
         fn(text)
     column = grading.extract_answers(pl.Series([text], dtype=pl.String)).to_list()
     assert column == [grading.extract_answer(text)]
@@ -377,7 +382,7 @@ def test_extraction_never_raises_and_agrees_column_wise(text, watchdog):
 @given(text=TEXTS, suite=st.sampled_from(SCORINGS), as_answer=st.booleans())
 def test_checking_never_raises_and_returns_within_the_bound(text, suite, as_answer, short_checks, watchdog):
     from mathse.grading import check_answer
-    from mathse.orm import judge_path_checked
+    from mathse.orm.rule import judge_path_checked
     from mathse.scoring import score_response
 
     t0 = time.monotonic()

@@ -16,7 +16,7 @@ from test_workflow import ROOT, planned_jobs, snakemake, write_config
 
 from mathse.artifacts import read_table
 from mathse.config import OrmConfig
-from mathse.orm import judge_path
+from mathse.orm.rule import judge_path
 from mathse.orm_train import build_orm_data, orm_examples, orm_metrics, orm_paths, orm_table, sampled_paths, table5
 
 

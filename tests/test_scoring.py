@@ -5,15 +5,10 @@ import json
 import polars as pl
 import pytest
 
-from mathse.scoring import (
-    breakdown,
-    choice_letter,
-    edit_distance,
-    mathvision_clean,
-    score_response,
-    score_table,
-    strip_units,
-)
+from mathse.grading import choice_letter
+from mathse.scoring import breakdown, score_response, score_table
+from mathse.scoring.common import edit_distance, strip_units
+from mathse.scoring.mathvision import mathvision_clean
 
 
 def problem(answer, atype="integer", choices=(), precision=None, **meta):

@@ -5,7 +5,7 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import ReflectionConfig, TeacherConfig
-from mathse.orm import judge_path
+from mathse.orm.rule import judge_path
 from mathse.prompts import format_solution
 from mathse.teacher import distill, reflect, rewrite
 

@@ -258,7 +258,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mathse.benchmarks import FORMATS
+    from mathse.benchmarks.formats import FORMATS
     from mathse.scoring import SCORINGS
 
     parser = argparse.ArgumentParser(

@@ -21,15 +21,9 @@ from mathse.api import ChatClient, public_url, write_cost
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig, ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.grading import extract_answer
-from mathse.orm import (
-    Verdict,
-    VerdictParseError,
-    find_error_step,
-    judge_path,
-    judge_table,
-    model_judge_table,
-    parse_verdict,
-)
+from mathse.orm.model import model_judge_table
+from mathse.orm.rule import find_error_step, judge_path, judge_table
+from mathse.orm.verdict import Verdict, VerdictParseError, parse_verdict
 from mathse.prompts import (
     annotate_prompt,
     critique_prompt,

@@ -224,7 +224,7 @@ def run_stage(stage: str, data: dict[str, str], out_dir: str) -> dict:
         summarize(scores, train, str(out / "summary.parquet"), str(out / "summary.md"))
     elif stage in ("judge_per_row", "judge_column"):  # the verdicts alone, without reading or writing
         from mathse.artifacts import read_table
-        from mathse.orm import judge_table, judge_table_per_row
+        from mathse.orm.rule import judge_table, judge_table_per_row
 
         paths, problems = read_table(data["rollouts"], "rollout"), read_table(data["problems"], "problem")
         t0 = time.perf_counter()
