@@ -249,12 +249,6 @@ def binomial_upper_tail(k: int, n: int, p: float = 0.5) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="fails after the merge (52 of 90 right, 2026-11-30) with the rule ORM analysis text change (which the "
-    "tiny ORM trains on and its tokenizer learns); passed on its own branch; to bisect and fix (see the closing "
-    "note of 2026-11-30)",
-)
 def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_path):
     """A tiny ORM trained from random weights (its own model, the final-line curriculum) on corrupted paths
     of 300 problems judges 90 held-out paths, half of them right.

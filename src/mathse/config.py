@@ -553,10 +553,11 @@ class OrmConfig(Section):
             min_steps=1500,
             max_steps=1500,
             per_device_train_batch_size=8,
-            loss_weights={'"status": "(\\w)': 20.0},
+            loss_weights={'"status": "(\\w)': 20.0, '"error_step": ([^,}]+)': 20.0},
         ),
-        description="Fine-tuning the ORM (same fields as `train`); the verdict's first token weighs 20 times the "
-        "others (loss_weights).",
+        description="Fine-tuning the ORM (same fields as `train`); the verdict's first token and its error step "
+        "(`null` on a right path) weigh 20 times the others (loss_weights): the step is where a small ORM's "
+        "output branches on its own verdict, and the JSON that follows is only right if that branch is.",
     )
 
 
