@@ -218,12 +218,14 @@ def test_table5_sets_the_label_only_orm_beside_the_full_one_on_the_same_paths(tm
 
 
 @pytest.mark.slow
-def test_the_readmes_orm_command_runs_as_written(tmp_path):
-    """The README's command for the ORM rules, word for word (snakemake from this venv, this repository's
-    Snakefile), in a folder with the README's my.yaml on the tiny config."""
-    readme = (ROOT / "README.md").read_text()
-    command = re.search(r"`(\.venv/bin/snakemake [^`]*results/orm/eval\.md[^`]*)`", readme).group(1)
-    orm = yaml.safe_load(re.search(r"with `(orm: \{[^`]*\})` in `my\.yaml`", readme).group(1))["orm"]
+def test_the_docs_orm_command_runs_as_written(tmp_path):
+    """The command of docs/backends.md for the ORM rules, word for word (snakemake from this venv, this
+    repository's Snakefile), in a folder with the page's my.yaml on the tiny config."""
+    from doccommands import doc_command
+
+    page = (ROOT / "docs/backends.md").read_text()
+    command = doc_command("docs/backends.md", ".venv/bin/snakemake --profile profiles/local results/orm/eval.md")
+    orm = yaml.safe_load(re.search(r"with `(orm: \{[^`]*\})` in `my\.yaml`", page).group(1))["orm"]
     argv = shlex.split(command)
     assert argv.index("results/orm/eval.md") < argv.index("--configfile")  # --configfile takes every word after it
     cfg = yaml.safe_load((ROOT / "tests/config_tiny.yaml").read_text())

@@ -90,7 +90,7 @@ def test_the_lock_pins_a_version_that_satisfies_every_requirement():
         name = canonicalize_name(req.name)
         assert name in pins, f"{req} is not in requirements.txt: run `make lock`"
         assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} does not satisfy {req}"
-    # The tested builds: the Qwen2-VL processor works with these (see the README's setup notes).
+    # The tested builds: the Qwen2-VL processor works with these (see docs/development.md, Installing).
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
 
 
@@ -150,7 +150,7 @@ LOOP = """
 
 @pytest.mark.slow
 def test_pip_install_into_a_fresh_venv_gives_a_working_package(tmp_path):
-    """The README's install: `pip install -c requirements.txt .` into a new venv (several minutes, 6 GB)."""
+    """docs/development.md's install: `pip install -c requirements.txt .` into a new venv (minutes, 6 GB)."""
     src = tmp_path / "mathse-src"  # a copy, so that the build leaves nothing in the checkout
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE", "requirements.txt"):

@@ -257,7 +257,7 @@ def test_an_edited_script_retrains_nothing(finished_run, tmp_path):
 
 @pytest.mark.slow
 def test_forcerun_train_until_a_round_replans_only_up_to_it(finished_run):
-    # The README's recipe: retrain (rounds 0 and 1) and stop after round 1's model.
+    # The recipe of docs/configuration.md: retrain (rounds 0 and 1) and stop after round 1's model.
     proc = snakemake(
         finished_run, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n",
         "--forcerun", "train", "--until", "results/round_1/adapter",
@@ -366,17 +366,6 @@ def test_benchmark_suites_are_scored_by_their_rules_into_the_summary(tmp_path, b
     assert summary["suite"].unique(maintain_order=True).to_list() == suites
 
 
-def readme_command(comment: str) -> str:
-    """The shell command under a comment line of a README code block, its continuation lines joined."""
-    lines = (ROOT / "README.md").read_text().splitlines()
-    words = []
-    for line in lines[lines.index(comment) + 1 :]:
-        words.append(line.removesuffix("\\").strip())
-        if not line.endswith("\\"):
-            return " ".join(words)
-    raise AssertionError(f"no command after {comment!r}")
-
-
 def write_mathvision_parquet(jsonl: Path, out: Path) -> None:
     """MATH-Vision as on the Hugging Face hub (data/test-*.parquet, images inside), from the fixture JSONL."""
     import json
@@ -396,10 +385,14 @@ def write_mathvision_parquet(jsonl: Path, out: Path) -> None:
 
 @pytest.mark.slow
 def test_benchmark_presets_scores_only_command_runs_as_written(tmp_path, tiny_model_dir):
-    """The README's command, run by bash in a folder laid out as the README says, the tiny model as checkpoint."""
+    """The command of docs/benchmarks.md, run by bash in a folder laid out as the page says, the tiny model as
+    checkpoint."""
     from conftest import write_mathverse, write_mathvision, write_mathvista
+    from doccommands import doc_command
 
-    cmd = readme_command("# the checkpoint's scores only")
+    cmd = doc_command(
+        "docs/benchmarks.md", ".venv/bin/snakemake results/base/scores/{gps,mathvista,mathverse,mathvision}.parquet"
+    )
     assert cmd.startswith(".venv/bin/snakemake ") and "--configfile config/presets/benchmarks.yaml" in cmd
     for name in ("Snakefile", "workflow", "scripts", "profiles"):
         (tmp_path / name).symlink_to(ROOT / name)
