@@ -262,3 +262,19 @@ def test_round_training_settings():
     assert plan_steps(100, round_train_config(cfg, 1)) == 200
     assert plan_steps(100, round_train_config(TrainConfig(min_steps=200), 0)) == 200
     assert plan_steps(10**6, round_train_config(cfg, 0, matched_steps=1400)) == 1400  # exactly, even with more data
+
+
+def test_the_core_preset_runs_are_runs_of_the_full_preset():
+    """config/presets/paper_core.yaml is six arms of paper_ablations.yaml: each of its runs has the same config
+    (so the same folders and round-0 groups), and `make experiments` after it runs only the arms it left out."""
+    from mathse.experiments import deep_merge
+
+    base = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+    def runs(preset: str) -> dict:
+        raw = deep_merge(base, yaml.safe_load((ROOT / "config/presets" / preset).read_text()))
+        return {(r.arm, r.seed): r.config for r in plan(raw).runs}
+
+    core, full = runs("paper_core.yaml"), runs("paper_ablations.yaml")
+    assert len(core) == 18 and len(full) == 30
+    assert {k: full[k] for k in core} == core
