@@ -149,7 +149,8 @@ def kept_rows(path: Path, start: int) -> pl.DataFrame:
             METRICS_FILE,
         )
     if rows.height > kept.height:
-        log.info("dropped the metrics of %d steps past the checkpoint (they are trained again)", rows.height - kept.height)
+        dropped = rows.height - kept.height
+        log.info("dropped the metrics of %d steps past the checkpoint (they are trained again)", dropped)
     return kept
 
 
@@ -164,7 +165,8 @@ class StepMetrics:
     each row also sent to the trackers."""
 
     def __init__(self, live_path: Path, identity: dict, start: int, flush_steps: int, trackers: Trackers):
-        self.live_path, self.identity, self.flush_steps, self.trackers = Path(live_path), identity, flush_steps, trackers
+        self.live_path, self.identity, self.trackers = Path(live_path), identity, trackers
+        self.flush_steps = flush_steps
         self.rows = kept_rows(self.live_path, start).to_dicts()
         # The wall clock continues from the last kept row: time lost to the kill is not counted.
         self.wall_offset = self.rows[-1]["wall_seconds"] if self.rows else 0.0
