@@ -124,3 +124,17 @@ def train_table(tmp_path_factory, data_dir):
     path = tmp_path_factory.mktemp("train") / "train.parquet"
     _train_table(data_dir, path)
     return path
+
+
+@pytest.mark.slow  # starts Snakemake (a dry run, seconds)
+def test_the_workflow_stops_on_an_uninstalled_tracker_before_any_job(tmp_path):
+    from test_workflow import snakemake, write_config
+
+    missing = [name for name in ("wandb", "mlflow", "trackio") if find_spec(name) is None]
+    if not missing:
+        pytest.skip("every tracker is installed here")
+    write_config(tmp_path, train__report_to=[missing[0]])
+    proc = snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"train.report_to: Value error, tracker(s) ['{missing[0]}'] not installed" in out
+    assert "Job stats" not in out, "nothing may be planned, let alone run"

@@ -211,6 +211,17 @@ class StepMetrics:
         return table
 
 
+def watch_settings(run: dict, train: dict, job: str) -> tuple[dict, dict]:
+    """What a train script adds for watching `job`, from the run's config sections `run` and `train` (or
+    orm.train): the monitoring settings (config.MONITORING, left out of the rule's params so that they rerun
+    nothing), and train()'s run_name, job and logging_dir ({results_dir}/tensorboard/{job})."""
+    from mathse.config import MONITORING
+
+    name = run.get("name") or run["results_dir"]
+    names = {"run_name": f"{name}/{job}", "job": job, "logging_dir": f"{run['results_dir']}/tensorboard/{job}"}
+    return {k: train[k] for k in MONITORING if k in train}, names
+
+
 def open_metrics(
     folder: Path, report_to: list[str], flush_steps: int, config: dict, *, start: int, run_name: str, job: str,
     round_idx: int | None, processes: int, logging_dir: str,

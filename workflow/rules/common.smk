@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mathse.config import ConfigError, load_config
+from mathse.config import MONITORING, ConfigError, load_config
 
 try:
     CFG = load_config(config)
@@ -16,6 +16,10 @@ except ConfigError as err:
 config.update(CFG.model_dump(mode="json"))
 
 RESULTS = CFG.run.results_dir
+# The train rules' settings without those that only watch a run (train.report_to, ...): adding a tracker
+# retrains nothing. The scripts read those, and run.name, from the config itself.
+TRAIN_SETTINGS = {k: v for k, v in config["train"].items() if k not in MONITORING}
+ORM_TRAIN_SETTINGS = {k: v for k, v in config["orm"]["train"].items() if k not in MONITORING}
 # An experiment's runs share the prepared problems (and the tiny model, model.path) of their seed, and
 # base + round 0 when those settings are equal: the folders of those stages may lie outside RESULTS.
 DATA = CFG.run.data_dir or f"{RESULTS}/data"
