@@ -138,3 +138,45 @@ def test_the_workflow_stops_on_an_uninstalled_tracker_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and f"train.report_to: Value error, tracker(s) ['{missing[0]}'] not installed" in out
     assert "Job stats" not in out, "nothing may be planned, let alone run"
+
+
+@pytest.mark.slow
+def test_each_round_of_the_dag_reports_its_steps_to_tensorboard_under_its_run_name(tiny_run):
+    """tests/config_tiny.yaml sets train.report_to: [tensorboard]; run.name is null, so runs are named after
+    results_dir and the round."""
+    for r in (0, 1, 2):
+        m = read_table(tiny_run / f"results/round_{r}/adapter/{METRICS_FILE}", "train_metrics")
+        assert set(m["run"]) == {f"results/round_{r}"} and set(m["job"]) == {f"round_{r}"}
+        series = scalars(tiny_run / f"results/tensorboard/round_{r}")
+        steps, values = zip(*series["train/loss"], strict=True)
+        assert list(steps) == m["step"].to_list() == [1, 2, 3]
+        assert list(values) == pytest.approx(m["loss"].to_list(), rel=1e-6)
+
+
+@pytest.mark.slow  # two tiny trainings in this process
+def test_the_orms_curriculum_stage_and_whole_set_training_are_two_jobs_of_its_metrics(
+    tmp_path, train_table, tiny_model_dir
+):
+    from mathse.orm_train import train_orm
+
+    rows = read_table(train_table, "train")
+    finals = rows.head(4).with_columns(pl.col("problem_id") + "#final")
+    write_table(pl.concat([rows, finals]), tmp_path / "orm_train.parquet", "train")
+    out = tmp_path / "orm/adapter"
+    kwargs = dict(train_path=str(tmp_path / "orm_train.parquet"), base_path=str(tiny_model_dir), init_weights=None,
+                  out_dir=str(out), round_idx=0, seed=0, prompt_version="v1", run_name="demo/orm",
+                  logging_dir=str(tmp_path / "tb/orm"))  # fmt: skip
+    cfg = TrainConfig(min_steps=3, max_steps=3, per_device_train_batch_size=4, report_to=["tensorboard"])
+    train_orm(kwargs, cfg, final_line_steps=2)
+    m = read_table(out / METRICS_FILE, "train_metrics")
+    assert list(zip(m["job"], m["step"], strict=True)) == [
+        ("orm_final_lines", 1), ("orm_final_lines", 2), ("orm", 1), ("orm", 2), ("orm", 3)
+    ]  # fmt: skip
+    assert m["round"].is_null().all(), "the ORM is not a round"
+    assert m.filter(pl.col("job") == "orm")["run"].unique().to_list() == ["demo/orm"]
+    assert m.filter(pl.col("job") == "orm_final_lines")["run"].unique().to_list() == ["demo/orm/final_lines"]
+    # The curriculum stage has 4 examples (the #final rows): an epoch a step.
+    assert m.filter(pl.col("job") == "orm_final_lines")["epoch"].to_list() == [1.0, 2.0]
+    assert [s for s, _ in scalars(tmp_path / "tb/orm")["train/loss"]] == [1, 2, 3]
+    assert [s for s, _ in scalars(tmp_path / "tb/orm/final_lines")["train/loss"]] == [1, 2]
+    assert not (tmp_path / "orm/adapter.final_lines").exists()

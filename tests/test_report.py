@@ -29,7 +29,7 @@ from mathse.report import (
 
 ARTIFACTS = ROOT / "tests/artifacts"  # screenshots, git-ignored
 PROFILE = str(ROOT / "profiles/local")
-FIGURES = ["accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes"]
+FIGURES = ["accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes", "curves", "generation"]
 
 # ---- the tables behind the plots, on literal inputs ---------------------------------------------
 
@@ -286,6 +286,59 @@ def test_cli_summary_prints_the_table_and_json(reported_run, capsys):
 
 
 @pytest.mark.slow
+def test_loss_curves_continue_across_rounds_beside_each_stages_accuracy(reported_run, capsys):
+    """`mathse curves` on the tiny run (train.init: previous, 3 steps a round): the rounds' steps on one axis,
+    each row's loss the one its round's train_metrics.parquet holds, and the summary's accuracy per stage."""
+    res = reported_run / "results"
+    metrics = {r: read_table(res / f"round_{r}/adapter/train_metrics.parquet", "train_metrics") for r in (0, 1, 2)}
+    assert all(m["step"].to_list() == [1, 2, 3] for m in metrics.values())
+    code, out, _ = run_cli(capsys, "curves", str(res), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert [(s["round"], s["step"], s["global_step"]) for s in data["steps"]] == [
+        (r, k, 3 * r + k) for r in (0, 1, 2) for k in (1, 2, 3)
+    ]
+    assert [s["loss"] for s in data["steps"]] == [x for r in (0, 1, 2) for x in metrics[r]["loss"].to_list()]
+    summary = read_table(res / "summary.parquet", "summary")
+    stages = {row["stage"]: row for row in data["stages"]}
+    assert list(stages) == ["base", "round_0", "round_1", "round_2"]
+    for row in summary.iter_rows(named=True):
+        assert stages[row["stage"]]["synthetic"] == pytest.approx(100 * row["accuracy"])
+    assert stages["base"]["steps"] is None and stages["round_2"]["first_step"] == 7
+    assert stages["round_1"]["loss_last"] == metrics[1]["loss"][-1]
+    code, out, _ = run_cli(capsys, "curves", str(res), "--plot", str(reported_run / "curves.png"))
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("| stage | synthetic | init | steps | first_step | last_step |")
+    assert [line.split(" | ")[0] for line in lines[2:6]] == ["| base", "| round_0", "| round_1", "| round_2"]
+    assert "Generation (tokens and paths per second" in out
+    png = (reported_run / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+@pytest.mark.slow
+def test_generation_jobs_record_their_speed_and_the_paths_cut_at_max_new_tokens(reported_run, capsys):
+    res = reported_run / "results"
+    for r in (1, 2):
+        rollouts = read_table(res / f"round_{r}/rollouts.parquet", "rollout")
+        (row,) = read_table(res / f"round_{r}/rollout_stats.parquet", "generation_stats").to_dicts()
+        assert (row["rule"], row["stage"], row["round"], row["max_new_tokens"]) == ("rollout", f"round_{r - 1}", r, 24)
+        assert row["paths"] == row["generated_paths"] == rollouts.height
+        assert row["tokens"] == row["generated_tokens"] == rollouts["num_tokens"].sum()
+        assert row["cut"] == (~rollouts["finished"]).sum()
+        assert row["cut_share"] == pytest.approx(row["cut"] / rollouts.height)
+        assert row["tokens_per_second"] > 0 and row["paths_per_second"] > 0
+    for stage in ("base", "round_0", "round_1", "round_2"):
+        (row,) = read_table(res / f"{stage}/evaluate_stats/synthetic.parquet", "generation_stats").to_dicts()
+        assert (row["rule"], row["stage"], row["suite"], row["paths"]) == ("evaluate", stage, "synthetic", 9)
+        assert 0 <= row["cut"] <= 9 and row["tokens"] > 0 and row["tokens_per_second"] > 0
+    code, out, _ = run_cli(capsys, "curves", str(res), "--json")
+    rows = {(g["rule"], g["stage"]): g for g in json.loads(out)["generation"]}
+    assert set(rows) == {("rollout", "round_0"), ("rollout", "round_1")} | {
+        ("evaluate", s) for s in ("base", "round_0", "round_1", "round_2")
+    }
+
+
+@pytest.mark.slow
 def test_cli_show_prints_one_problems_paths_verdicts_and_image(reported_run, capsys):
     path = reported_run / "results/round_1/judgments.parquet"
     judged = read_table(path, "judgment")
@@ -350,9 +403,11 @@ def test_mathse_command_runs_as_a_program(reported_run):
     assert json.loads(proc.stdout)["after"] == "round_1"
 
 
-def test_api_use_per_round_is_tabled_for_the_report(tmp_path):
+def test_api_use_per_round_is_a_report_page_of_its_own(tmp_path):
+    import re
+
     from mathse.artifacts import SCHEMAS, write_table
-    from mathse.report import cost_table_rst
+    from mathse.report_pages import cost_page
 
     def row(r, rule, requests, hits):
         base = {k: 0 for k, t in SCHEMAS["api_cost"].items() if t == pl.Int64}
@@ -362,9 +417,11 @@ def test_api_use_per_round_is_tabled_for_the_report(tmp_path):
 
     write_table(pl.DataFrame([row(0, "distill", 12, 0)]), tmp_path / "d.parquet", "api_cost")
     write_table(pl.DataFrame([row(1, "reflect", 3, 9)]), tmp_path / "r.parquet", "api_cost")
-    rst = cost_table_rst([str(tmp_path / "r.parquet"), str(tmp_path / "d.parquet")])
-    rows = rst.split("   * - ")[2:]
-    assert rows[0].split("\n     - ")[:6] == ["0", "distill", "openai", "gpt-4o", "12", "0"]
-    assert rows[1].split("\n     - ")[:7] == ["1", "reflect", "openai", "gpt-4o", "3", "9", "30"]
-    assert "127.0.0.1" not in rst
-    assert cost_table_rst([]) == ""
+    page = cost_page([str(tmp_path / "r.parquet"), str(tmp_path / "d.parquet")])
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", page)]
+    head = re.findall(r"<th>(.*?)</th>", page)
+    assert head[:8] == ["round", "rule", "backend", "model", "requests", "retries", "cache_hits", "prompt_tokens"]
+    assert rows[1][:8] == ["0", "distill", "openai", "gpt-4o", "12", "0", "0", "120"]  # sorted by round
+    assert rows[2][:8] == ["1", "reflect", "openai", "gpt-4o", "3", "0", "9", "30"]
+    assert "127.0.0.1" not in page
+    assert "<td colspan" in cost_page([])

@@ -256,6 +256,12 @@ GENERATION_STATS = {
     "paths_per_second": Float,
 }
 
+# The columns that measure wall-clock time: the only ones that differ between two runs of one config and seed.
+WALL_CLOCK = {
+    "train_metrics": ["step_seconds", "tokens_per_second", "examples_per_second", "wall_seconds"],
+    "generation_stats": ["seconds", "tokens_per_second", "paths_per_second"],
+}
+
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "problem": PROBLEM,
     "distilled": DISTILLED,

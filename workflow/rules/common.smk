@@ -72,6 +72,12 @@ def score_files():
     return [f"{stage_dir(stage)}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
 
 
+def generation_stats_files():
+    """The generation_stats of every rollout (rounds 1..R) and evaluate job."""
+    files = [f"{round_dir(r)}/rollout_stats.parquet" for r in range(1, ROUNDS + 1)]
+    return files + [f"{stage_dir(stage)}/evaluate_stats/{suite}.parquet" for stage in STAGES for suite in SUITES]
+
+
 def round_files(name, rounds):
     return [f"{round_dir(r)}/{name}" for r in rounds]
 
@@ -188,7 +194,7 @@ def all_artifacts():
             files += [f"{round_dir(r)}/{name}" for name in names]
         if reflects_in(r):
             files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
-    files += score_files()
+    files += score_files() + generation_stats_files()
     if CFG.orm.trained:
         files += [f"{ORM_DIR}/{name}" for name in ("adapter", "eval.parquet", "eval.md")]
     return files
@@ -204,7 +210,8 @@ def gallery_reflections(wildcards):
 def report_files():
     """The figures and each round's gallery (targets of rule all, so that --report finds them)."""
     figures = ["summary.rst"] + [f"{name}.png" for name in ("accuracy", "transitions", "training", "pool")]
-    figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes")]
+    figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes", "curves", "generation")]
+    figures += ["api_cost.html"]
     return [f"{REPORT}/{name}" for name in figures] + [f"{REPORT}/gallery/round_{r}.html" for r in range(1, ROUNDS + 1)]
 
 
