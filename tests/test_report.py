@@ -210,6 +210,9 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
     binary = find_chromium()
     assert binary, "CI=true but no chromium on PATH: .ci/run should have installed it"
     summary = read_table(reported_run / "results/summary.parquet", "summary")
+    costs = list((reported_run / "results").rglob("*_cost.parquet"))
+    n_cost_rows = sum(read_table(p, "api_cost").height for p in costs)
+    assert n_cost_rows >= 5  # distill, and judge and reflect in rounds 1 and 2
     shots = ARTIFACTS / "report"
     with Browser(binary) as b:
         b.open((reported_run / "results/report.html").as_uri())
@@ -223,6 +226,7 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
         acc = [f"{100 * a:.1f}" for a in summary["accuracy"]]
         assert [r[2].split()[0] for r in rows[1:]] == acc
         b.screenshot(shots / "landing.png")
+        assert_landing_page_is_readable(b, 1400)
         # Nothing is fetched from outside the file.
         fetched = b.eval("performance.getEntriesByType('resource').map(e => e.name)")
         assert all(u.startswith(("data:", "file:", "blob:")) for u in fetched), fetched
@@ -239,7 +243,14 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
                 path, what = b.wait_for(SHOWN).split(" ", 1)
                 shown[path] = what
                 name = Path(path).stem if "gallery" not in path else f"gallery_{Path(path).stem}"
-                if what == "iframe":
+                if what == "iframe" and path.endswith("api_cost.html"):
+                    head, n_rows = b.wait_for(
+                        "document.querySelector('#table') && [Array.from(document.querySelectorAll('#table th'))"
+                        ".map(c => c.innerText), document.querySelectorAll('#table tbody tr').length]",
+                        frame="data:",
+                    )
+                    assert head[:5] == ["round", "rule", "backend", "model", "requests"] and n_rows == n_cost_rows
+                elif what == "iframe":
                     cards = b.wait_for(
                         "document.querySelectorAll('.card').length > 0 && "
                         "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0) && "
@@ -256,7 +267,27 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
     assert all(int(what.split()[1]) > 300 for p, what in shown.items() if p in plots)  # decoded, real width
     assert {p for p, what in shown.items() if what == "iframe"} == {
         f"results/report/gallery/round_{r}.html" for r in (1, 2)
-    }
+    } | {"results/report/api_cost.html"}
+    # A narrower window (a laptop's): the first page still fits beside the workflow graph.
+    with Browser(binary, width=1024) as b:
+        b.open((reported_run / "results/report.html").as_uri())
+        b.wait_for("document.body.innerText.includes('RESULTS') && !!document.querySelector('table')")
+        b.screenshot(shots / "landing_1024.png")
+        assert_landing_page_is_readable(b, 1024)
+
+
+def assert_landing_page_is_readable(b: Browser, width: int) -> None:
+    """The first page at `width` px: the stage table ends left of Snakemake's workflow graph (the rule graph
+    beside the text) and nothing runs past the window's right edge."""
+    layout = b.wait_for(
+        "document.querySelector('#rulegraph') && document.querySelector('#rulegraph').getBoundingClientRect().width"
+        " > 0 && {table: document.querySelector('table').getBoundingClientRect().toJSON(), graph: "
+        "document.querySelector('#rulegraph').getBoundingClientRect().toJSON(), scroll: "
+        "document.documentElement.scrollWidth, tables: document.querySelectorAll('table').length}"
+    )
+    assert layout["tables"] == 1, "the first page holds the stage table only (API use has a page of its own)"
+    assert layout["table"]["right"] <= layout["graph"]["left"], (width, layout)
+    assert layout["scroll"] <= width, (width, layout)
 
 
 # The result on display, once its image has decoded or its iframe is in place: "<path> img <width>".

@@ -272,7 +272,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
         out = {"stages": table.to_dicts(), "generation": generation.to_dicts(), "steps": steps}
         print(json.dumps(out, indent=2))
         return 0
-    print(markdown(table), end="")
+    print(markdown(table, summary["suite"].unique().to_list() if summary is not None else []), end="")
     if generation.height:
         print("\nGeneration (tokens and paths per second; cut: share of paths that hit max_new_tokens):")
         print(markdown(generation), end="")

@@ -34,6 +34,7 @@ def round_curves(adapter_dirs: list[str | Path]) -> pl.DataFrame:
             missing.append(str(folder))
             continue
         init = json.loads((Path(folder) / TRAINED_MARKER).read_text()).get("init", "base")
+        init = "base" if init == "base" else "previous"  # the marker names the weights it started from
         frames.append(read_table(path, "train_metrics").with_columns(init=pl.lit(init)))
     if missing:
         log.warning("no %s in %s (trained by an earlier version): left out of the curves", METRICS_FILE, missing)
@@ -42,7 +43,7 @@ def round_curves(adapter_dirs: list[str | Path]) -> pl.DataFrame:
     rows = pl.concat(frames).filter(pl.col("round").is_not_null()).sort("round", "step")
     offsets, end = {}, 0
     for r, init, steps in rows.group_by("round", maintain_order=True).agg(pl.col("init").first(), pl.len()).rows():
-        offsets[r] = end if init != "base" else 0
+        offsets[r] = end if init == "previous" else 0
         end = offsets[r] + steps
     offset = pl.col("round").replace_strict(offsets, return_dtype=pl.Int64)
     return rows.with_columns(global_step=pl.col("step") + offset)
@@ -95,9 +96,12 @@ def _cell(value) -> str:
     return str(value)
 
 
-def markdown(table: pl.DataFrame) -> str:
+def markdown(table: pl.DataFrame, percent: list[str] = ()) -> str:
+    """`table` as a markdown table; the `percent` columns with one decimal."""
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * table.width]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.iter_rows()]
+    for row in table.iter_rows(named=True):
+        cells = [f"{v:.1f}" if c in percent and v is not None else _cell(v) for c, v in row.items()]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +178,8 @@ def plot_generation(stats: pl.DataFrame, path: str | Path) -> None:
     ax1.set_ylabel("new tokens per second")
     ax1.set_title("Generation throughput")
     ax2.set_ylabel("% of paths")
-    ax2.set_ylim(0, 105)
+    ax2.set_ylim(0, 130)  # head room for the legend above 100%
+    ax2.set_yticks(range(0, 101, 20))
     ax2.set_title("Paths cut at max_new_tokens")
     _save(fig, path)
 
@@ -189,5 +194,6 @@ def make_curves(
     plot_curves(curves, summary, curves_png)
     plot_generation(stats, generation_png)
     table = curve_table(curves, summary)
-    log.info("training curves:\n%s\ngeneration:\n%s", markdown(table), markdown(generation_table(stats)))
+    suites = summary["suite"].unique().to_list()
+    log.info("training curves:\n%s\ngeneration:\n%s", markdown(table, suites), markdown(generation_table(stats)))
     return table
