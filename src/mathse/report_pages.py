@@ -14,7 +14,7 @@ body{font-family:system-ui,sans-serif;margin:16px;color:#222}
 h1{font-size:20px} p{max-width:60em}
 .wrap{overflow-x:auto} table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f0f0f0} td.text{text-align:left}
+th{background:#f0f0f0} .text{text-align:left}
 """
 
 COST_COLUMNS = [
@@ -36,8 +36,8 @@ COST_COLUMNS = [
 def table_page(title: str, intro: str, table: pl.DataFrame) -> str:
     """An HTML page with a heading, a paragraph and `table` (numbers right-aligned, text left)."""
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
     text = {c for c, t in table.schema.items() if t == pl.String}
+    head = "".join(f'<th class="text">{esc(c)}</th>' if c in text else f"<th>{esc(c)}</th>" for c in table.columns)
     rows = []
     for row in table.iter_rows(named=True):
         cells = []
