@@ -15,7 +15,7 @@ from test_reliability import run_killed
 
 from mathse.artifacts import SCHEMAS, read_table, write_table
 from mathse.config import ConfigError, TrainConfig, load_config
-from mathse.metrics import METRICS_FILE, SCALARS, kept_rows
+from mathse.metrics import METRICS_FILE, SCALARS, Trackers, kept_rows
 
 TRAIN = """
     from mathse.config import TrainConfig
@@ -180,3 +180,14 @@ def test_the_orms_curriculum_stage_and_whole_set_training_are_two_jobs_of_its_me
     assert [s for s, _ in scalars(tmp_path / "tb/orm")["train/loss"]] == [1, 2, 3]
     assert [s for s, _ in scalars(tmp_path / "tb/orm/final_lines")["train/loss"]] == [1, 2]
     assert not (tmp_path / "orm/adapter.final_lines").exists()
+
+
+def test_a_job_rerun_from_scratch_replaces_its_earlier_tensorboard_events(tmp_path):
+    """Two attempts write events to one folder (a finished job rerun, then a resume after step 2): TensorBoard
+    shows each step once, with the latest attempt's value."""
+    for attempt, start in ((1, 0), (2, 0), (3, 2)):
+        trackers = Trackers(["tensorboard"], "r/round_1", str(tmp_path / "tb"), {}, start=start)
+        for step in range(start + 1, 5):
+            trackers.log({"loss": 10 * attempt + step}, step)
+        trackers.close()
+    assert scalars(tmp_path / "tb")["train/loss"] == [(1, 21.0), (2, 22.0), (3, 33.0), (4, 34.0)]

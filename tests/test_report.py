@@ -214,7 +214,7 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
     n_cost_rows = sum(read_table(p, "api_cost").height for p in costs)
     assert n_cost_rows >= 5  # distill, and judge and reflect in rounds 1 and 2
     shots = ARTIFACTS / "report"
-    with Browser(binary) as b:
+    with Browser(binary, timeout=180) as b:  # a loaded 2-core machine can take minutes
         b.open((reported_run / "results/report.html").as_uri())
         b.wait_for("document.body.innerText.includes('RESULTS')")
         # The landing page: the workflow description with the stage-by-stage table.
@@ -269,7 +269,7 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
         f"results/report/gallery/round_{r}.html" for r in (1, 2)
     } | {"results/report/api_cost.html"}
     # A narrower window (a laptop's): the first page still fits beside the workflow graph.
-    with Browser(binary, width=1024) as b:
+    with Browser(binary, width=1024, timeout=180) as b:
         b.open((reported_run / "results/report.html").as_uri())
         b.wait_for("document.body.innerText.includes('RESULTS') && !!document.querySelector('table')")
         b.screenshot(shots / "landing_1024.png")

@@ -40,8 +40,9 @@ SCALARS = (
 class Trackers:
     """The experiment trackers of `train.report_to`, each sent every step's scalars, on process 0 only.
 
-    `start` is the step a resumed job continues after: TensorBoard drops the events a killed attempt wrote
-    past it (purge_step), so its curves hold each step once, as the parquet does.
+    `start` is the step a resumed job continues after (0: a fresh start): TensorBoard drops the events earlier
+    attempts wrote past it (purge_step), a killed one's or those of a job now rerun from scratch, so its
+    curves hold each step once, as the parquet does.
     """
 
     def __init__(self, names: list[str], run_name: str, logging_dir: str, config: dict, start: int = 0):
@@ -55,7 +56,7 @@ class Trackers:
         from torch.utils.tensorboard import SummaryWriter
 
         Path(logging_dir).mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(log_dir=logging_dir, purge_step=start + 1 if start else None)
+        writer = SummaryWriter(log_dir=logging_dir, purge_step=start + 1)
         if not start:
             writer.add_text("run", self.run_name, 0)
         return writer
