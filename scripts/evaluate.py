@@ -1,4 +1,5 @@
-"""Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet."""
+"""Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet, and
+the job's generation stats -> results/{stage}/evaluate_stats/{suite}.parquet."""
 
 from mathse import checks
 from mathse.config import EvalConfig, ModelConfig, VllmConfig
@@ -25,6 +26,7 @@ def main(smk) -> None:
         prompt_version=smk.params.prompt_version,
         scoring=smk.params.scoring,
         vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
+        stats_out=smk.output.stats,
     )
 
 

@@ -3,6 +3,7 @@ results/orm/train.parquet -> results/orm/adapter/ (first on the final lines alon
 
 from mathse.config import ModelConfig, TrainConfig
 from mathse.logs import setup_logging
+from mathse.metrics import watch_settings
 from mathse.modeling import setup_torch
 from mathse.orm_train import train_orm
 from mathse.prompts import RAW_PROMPT_VERSION
@@ -24,7 +25,11 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
-    train_orm(kwargs, TrainConfig.model_validate(smk.params.train), smk.params.final_line_steps, smk.log[0])
+    # train.report_to and run.name from the config, not params: changing them reruns nothing
+    job = "orm_binary" if smk.rule.endswith("orm_train_binary") else "orm"
+    watch, names = watch_settings(smk.config["run"], smk.config["orm"]["train"], job)
+    cfg = TrainConfig.model_validate(smk.params.train | watch)
+    train_orm(kwargs | names, cfg, smk.params.final_line_steps, smk.log[0])
 
 
 if __name__ == "__main__":

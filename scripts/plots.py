@@ -1,9 +1,10 @@
-"""Rule plots: the run's artifacts -> results/report/*.png and the stage table results/report/summary.rst."""
+"""Rule plots: the run's artifacts -> results/report/*.png, the stage table results/report/summary.rst and the
+API-use page results/report/api_cost.html."""
 
 from mathse.logs import setup_logging
 from mathse.report import make_plots
 
-FIGURES = ("table", "accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes")
+FIGURES = ("table", "accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes", "cost")
 
 
 def main(smk) -> None:

@@ -1,5 +1,6 @@
 """Rule rollout (or rollout_part): round r-1's model samples k paths per remaining problem ->
-results/round_{r}/rollouts.parquet (a part: every n-th shard -> rollouts.part{p}.parquet)."""
+results/round_{r}/rollouts.parquet and its generation stats rollout_stats.parquet (a part: every n-th shard ->
+rollouts.part{p}.parquet, rollout_stats.part{p}.parquet)."""
 
 from mathse.config import ModelConfig, RolloutConfig, VllmConfig
 from mathse.logs import setup_logging
@@ -20,6 +21,7 @@ def main(smk) -> None:
         seed=smk.params.seed,
         part=(int(smk.wildcards.part), smk.params.parts) if "part" in smk.wildcards.keys() else (0, 1),
         vllm_cfg=VllmConfig.model_validate(smk.params.vllm) if smk.params.vllm else None,
+        stats_out=smk.output.stats,
     )
 
 

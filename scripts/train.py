@@ -3,6 +3,7 @@
 from mathse.config import ModelConfig, TrainConfig
 from mathse.experiments import matched_steps
 from mathse.logs import setup_logging
+from mathse.metrics import watch_settings
 from mathse.modeling import setup_torch
 from mathse.train import launch, round_train_config
 
@@ -24,9 +25,12 @@ def main(smk) -> None:
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
     )
+    # train.report_to and run.name from the config, not params: changing them reruns nothing
+    watch, names = watch_settings(smk.config["run"], smk.config["train"], f"round_{kwargs['round_idx']}")
+    kwargs |= names
     # train.match_steps_of: as many steps as the other run's rounds together
     matched = matched_steps(smk.input.match[0]) if smk.input.match else None
-    cfg = round_train_config(TrainConfig.model_validate(smk.params.train), kwargs["round_idx"], matched)
+    cfg = round_train_config(TrainConfig.model_validate(smk.params.train | watch), kwargs["round_idx"], matched)
     # One process, or train.num_processes DDP processes (one per GPU of the job).
     launch(kwargs, cfg, smk.log[0])
 

@@ -44,7 +44,7 @@ def test_two_processes_train_the_weights_of_one(method, distributed, model, data
     text_only = pl.int_range(pl.len()) % 3 == 0
     table = table.with_columns(images=pl.when(text_only).then(pl.lit([], pl.List(pl.String))).otherwise("images"))
     write_table(table, tmp_path / "train.parquet", "train")
-    weights = {}
+    weights, metrics = {}, {}
     for n in (1, 2):
         cfg = TrainConfig(
             method=method, lr=1e-3, num_train_epochs=1, min_steps=4, max_steps=4, per_device_train_batch_size=2,
@@ -60,7 +60,14 @@ def test_two_processes_train_the_weights_of_one(method, distributed, model, data
         assert info["distributed"] == (distributed if n > 1 else "none")
         name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
         weights[n] = load_file(tmp_path / f"out{n}" / name)
+        metrics[n] = read_table(tmp_path / f"out{n}/train_metrics.parquet", "train_metrics")
     assert json.loads((tmp_path / "out2/mathse_train.json").read_text())["processes"] == 2
+    # One row per step, written by process 0, with the whole step's totals: those of the single process.
+    assert metrics[2]["step"].to_list() == [1, 2, 3, 4] and set(metrics[2]["processes"]) == {2}
+    for col in ("tokens", "examples", "padding_share", "epoch", "learning_rate"):
+        assert metrics[2][col].to_list() == metrics[1][col].to_list(), col
+    for col in ("loss", "grad_norm"):
+        torch.testing.assert_close(metrics[2][col].to_torch(), metrics[1][col].to_torch(), rtol=1e-4, atol=1e-6)
     assert weights[1].keys() == weights[2].keys()
     changed = 0
     for key, w in weights[1].items():

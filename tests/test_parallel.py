@@ -18,13 +18,18 @@ def test_dry_run_plans_the_parts_of_every_round(tmp_path):
 def test_split_rollout_equals_one_job(tmp_path):
     """Three jobs taking every third shard give the same rollouts as one job, row for row."""
     target = "results/round_1/rollouts.parquet"
-    runs = {}
+    runs, stats = {}, {}
     for n in (1, 3):
         work = tmp_path / f"jobs{n}"
         write_config(work, rollout__parallel_jobs=n, rollout__shard_size=2)
         snakemake(work, "--cores", "2", target)
         runs[n] = read_table(work / target, "rollout")
-        assert not list((work / "results/round_1").glob("rollouts.part*"))  # temporary parts are removed
+        stats[n] = read_table(work / "results/round_1/rollout_stats.parquet", "generation_stats")
+        assert not list((work / "results/round_1").glob("*.part*"))  # temporary parts are removed
     assert runs[1].height > 2 * 2 and runs[1]["problem_id"].n_unique() > 2  # several shards
     assert runs[3].equals(runs[1])
+    # The parts' generation stats add up to the one job's (the rates are per part, so only the counts match).
+    counts = ["problems", "paths", "tokens", "cut", "cut_share", "generated_paths", "generated_tokens"]
+    assert stats[3].select(counts).equals(stats[1].select(counts))
+    assert stats[1]["paths"].item() == runs[1].height and stats[3]["tokens_per_second"].item() > 0
     assert runs[3].select(pl.struct("problem_id", "sample_idx").is_duplicated().any()).item() is False

@@ -29,7 +29,7 @@ from mathse.report import (
 
 ARTIFACTS = ROOT / "tests/artifacts"  # screenshots, git-ignored
 PROFILE = str(ROOT / "profiles/local")
-FIGURES = ["accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes"]
+FIGURES = ["accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes", "curves", "generation"]
 
 # ---- the tables behind the plots, on literal inputs ---------------------------------------------
 
@@ -210,8 +210,11 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
     binary = find_chromium()
     assert binary, "CI=true but no chromium on PATH: .ci/run should have installed it"
     summary = read_table(reported_run / "results/summary.parquet", "summary")
+    costs = list((reported_run / "results").rglob("*_cost.parquet"))
+    n_cost_rows = sum(read_table(p, "api_cost").height for p in costs)
+    assert n_cost_rows >= 5  # distill, and judge and reflect in rounds 1 and 2
     shots = ARTIFACTS / "report"
-    with Browser(binary) as b:
+    with Browser(binary, timeout=180) as b:  # a loaded 2-core machine can take minutes
         b.open((reported_run / "results/report.html").as_uri())
         b.wait_for("document.body.innerText.includes('RESULTS')")
         # The landing page: the workflow description with the stage-by-stage table.
@@ -223,6 +226,7 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
         acc = [f"{100 * a:.1f}" for a in summary["accuracy"]]
         assert [r[2].split()[0] for r in rows[1:]] == acc
         b.screenshot(shots / "landing.png")
+        assert_landing_page_is_readable(b, 1400)
         # Nothing is fetched from outside the file.
         fetched = b.eval("performance.getEntriesByType('resource').map(e => e.name)")
         assert all(u.startswith(("data:", "file:", "blob:")) for u in fetched), fetched
@@ -239,7 +243,14 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
                 path, what = b.wait_for(SHOWN).split(" ", 1)
                 shown[path] = what
                 name = Path(path).stem if "gallery" not in path else f"gallery_{Path(path).stem}"
-                if what == "iframe":
+                if what == "iframe" and path.endswith("api_cost.html"):
+                    head, n_rows = b.wait_for(
+                        "document.querySelector('#table') && [Array.from(document.querySelectorAll('#table th'))"
+                        ".map(c => c.innerText), document.querySelectorAll('#table tbody tr').length]",
+                        frame="data:",
+                    )
+                    assert head[:5] == ["round", "rule", "backend", "model", "requests"] and n_rows == n_cost_rows
+                elif what == "iframe":
                     cards = b.wait_for(
                         "document.querySelectorAll('.card').length > 0 && "
                         "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0) && "
@@ -256,7 +267,27 @@ def test_report_renders_table_plots_and_gallery_in_headless_chromium(reported_ru
     assert all(int(what.split()[1]) > 300 for p, what in shown.items() if p in plots)  # decoded, real width
     assert {p for p, what in shown.items() if what == "iframe"} == {
         f"results/report/gallery/round_{r}.html" for r in (1, 2)
-    }
+    } | {"results/report/api_cost.html"}
+    # A narrower window (a laptop's): the first page still fits beside the workflow graph.
+    with Browser(binary, width=1024, timeout=180) as b:
+        b.open((reported_run / "results/report.html").as_uri())
+        b.wait_for("document.body.innerText.includes('RESULTS') && !!document.querySelector('table')")
+        b.screenshot(shots / "landing_1024.png")
+        assert_landing_page_is_readable(b, 1024)
+
+
+def assert_landing_page_is_readable(b: Browser, width: int) -> None:
+    """The first page at `width` px: the stage table ends left of Snakemake's workflow graph (the rule graph
+    beside the text) and nothing runs past the window's right edge."""
+    layout = b.wait_for(
+        "document.querySelector('#rulegraph') && document.querySelector('#rulegraph').getBoundingClientRect().width"
+        " > 0 && {table: document.querySelector('table').getBoundingClientRect().toJSON(), graph: "
+        "document.querySelector('#rulegraph').getBoundingClientRect().toJSON(), scroll: "
+        "document.documentElement.scrollWidth, tables: document.querySelectorAll('table').length}"
+    )
+    assert layout["tables"] == 1, "the first page holds the stage table only (API use has a page of its own)"
+    assert layout["table"]["right"] <= layout["graph"]["left"], (width, layout)
+    assert layout["scroll"] <= width, (width, layout)
 
 
 # The result on display, once its image has decoded or its iframe is in place: "<path> img <width>".
@@ -283,6 +314,59 @@ def test_cli_summary_prints_the_table_and_json(reported_run, capsys):
     code, out, _ = run_cli(capsys, "summary", res, "--json")
     rows = json.loads(out)
     assert [r["stage"] for r in rows] == ["base", "round_0", "round_1", "round_2"]
+
+
+@pytest.mark.slow
+def test_loss_curves_continue_across_rounds_beside_each_stages_accuracy(reported_run, capsys):
+    """`mathse curves` on the tiny run (train.init: previous, 3 steps a round): the rounds' steps on one axis,
+    each row's loss the one its round's train_metrics.parquet holds, and the summary's accuracy per stage."""
+    res = reported_run / "results"
+    metrics = {r: read_table(res / f"round_{r}/adapter/train_metrics.parquet", "train_metrics") for r in (0, 1, 2)}
+    assert all(m["step"].to_list() == [1, 2, 3] for m in metrics.values())
+    code, out, _ = run_cli(capsys, "curves", str(res), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert [(s["round"], s["step"], s["global_step"]) for s in data["steps"]] == [
+        (r, k, 3 * r + k) for r in (0, 1, 2) for k in (1, 2, 3)
+    ]
+    assert [s["loss"] for s in data["steps"]] == [x for r in (0, 1, 2) for x in metrics[r]["loss"].to_list()]
+    summary = read_table(res / "summary.parquet", "summary")
+    stages = {row["stage"]: row for row in data["stages"]}
+    assert list(stages) == ["base", "round_0", "round_1", "round_2"]
+    for row in summary.iter_rows(named=True):
+        assert stages[row["stage"]]["synthetic"] == pytest.approx(100 * row["accuracy"])
+    assert stages["base"]["steps"] is None and stages["round_2"]["first_step"] == 7
+    assert stages["round_1"]["loss_last"] == metrics[1]["loss"][-1]
+    code, out, _ = run_cli(capsys, "curves", str(res), "--plot", str(reported_run / "curves.png"))
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("| stage | synthetic | init | steps | first_step | last_step |")
+    assert [line.split(" | ")[0] for line in lines[2:6]] == ["| base", "| round_0", "| round_1", "| round_2"]
+    assert "Generation (tokens and paths per second" in out
+    png = (reported_run / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+@pytest.mark.slow
+def test_generation_jobs_record_their_speed_and_the_paths_cut_at_max_new_tokens(reported_run, capsys):
+    res = reported_run / "results"
+    for r in (1, 2):
+        rollouts = read_table(res / f"round_{r}/rollouts.parquet", "rollout")
+        (row,) = read_table(res / f"round_{r}/rollout_stats.parquet", "generation_stats").to_dicts()
+        assert (row["rule"], row["stage"], row["round"], row["max_new_tokens"]) == ("rollout", f"round_{r - 1}", r, 24)
+        assert row["paths"] == row["generated_paths"] == rollouts.height
+        assert row["tokens"] == row["generated_tokens"] == rollouts["num_tokens"].sum()
+        assert row["cut"] == (~rollouts["finished"]).sum()
+        assert row["cut_share"] == pytest.approx(row["cut"] / rollouts.height)
+        assert row["tokens_per_second"] > 0 and row["paths_per_second"] > 0
+    for stage in ("base", "round_0", "round_1", "round_2"):
+        (row,) = read_table(res / f"{stage}/evaluate_stats/synthetic.parquet", "generation_stats").to_dicts()
+        assert (row["rule"], row["stage"], row["suite"], row["paths"]) == ("evaluate", stage, "synthetic", 9)
+        assert 0 <= row["cut"] <= 9 and row["tokens"] > 0 and row["tokens_per_second"] > 0
+    code, out, _ = run_cli(capsys, "curves", str(res), "--json")
+    rows = {(g["rule"], g["stage"]): g for g in json.loads(out)["generation"]}
+    assert set(rows) == {("rollout", "round_0"), ("rollout", "round_1")} | {
+        ("evaluate", s) for s in ("base", "round_0", "round_1", "round_2")
+    }
 
 
 @pytest.mark.slow
@@ -350,9 +434,11 @@ def test_mathse_command_runs_as_a_program(reported_run):
     assert json.loads(proc.stdout)["after"] == "round_1"
 
 
-def test_api_use_per_round_is_tabled_for_the_report(tmp_path):
+def test_api_use_per_round_is_a_report_page_of_its_own(tmp_path):
+    import re
+
     from mathse.artifacts import SCHEMAS, write_table
-    from mathse.report import cost_table_rst
+    from mathse.report_pages import cost_page
 
     def row(r, rule, requests, hits):
         base = {k: 0 for k, t in SCHEMAS["api_cost"].items() if t == pl.Int64}
@@ -362,9 +448,11 @@ def test_api_use_per_round_is_tabled_for_the_report(tmp_path):
 
     write_table(pl.DataFrame([row(0, "distill", 12, 0)]), tmp_path / "d.parquet", "api_cost")
     write_table(pl.DataFrame([row(1, "reflect", 3, 9)]), tmp_path / "r.parquet", "api_cost")
-    rst = cost_table_rst([str(tmp_path / "r.parquet"), str(tmp_path / "d.parquet")])
-    rows = rst.split("   * - ")[2:]
-    assert rows[0].split("\n     - ")[:6] == ["0", "distill", "openai", "gpt-4o", "12", "0"]
-    assert rows[1].split("\n     - ")[:7] == ["1", "reflect", "openai", "gpt-4o", "3", "9", "30"]
-    assert "127.0.0.1" not in rst
-    assert cost_table_rst([]) == ""
+    page = cost_page([str(tmp_path / "r.parquet"), str(tmp_path / "d.parquet")])
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", page)]
+    head = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", page)
+    assert head[:8] == ["round", "rule", "backend", "model", "requests", "retries", "cache_hits", "prompt_tokens"]
+    assert rows[1][:8] == ["0", "distill", "openai", "gpt-4o", "12", "0", "0", "120"]  # sorted by round
+    assert rows[2][:8] == ["1", "reflect", "openai", "gpt-4o", "3", "0", "9", "30"]
+    assert "127.0.0.1" not in page
+    assert "<td colspan" in cost_page([])

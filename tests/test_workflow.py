@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from mathse.artifacts import SCHEMAS, read_table
+from mathse.artifacts import SCHEMAS, WALL_CLOCK, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -74,6 +74,7 @@ def test_dry_run_plans_every_stage(tmp_path):
         "evaluate": 4,
         "summarize": 1,
         "plots": 1,
+        "curves": 1,
         "gallery": 2,
     }
 
@@ -138,8 +139,11 @@ ARTIFACTS = {
             ("judge_cost", "api_cost"),
             ("reflections", "reflection"),
             ("reflect_cost", "api_cost"),
+            ("rollout_stats", "generation_stats"),
         ]
     },
+    **{f"results/round_{r}/adapter/train_metrics.parquet": "train_metrics" for r in (0, 1, 2)},
+    **{f"results/{s}/evaluate_stats/synthetic.parquet": "generation_stats" for s in ("base", "round_0", "round_1")},
 }
 
 
@@ -202,21 +206,37 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
         "evaluate": 2,
         "summarize": 1,
         "plots": 1,
+        "curves": 1,
         "gallery": 2,
     }
     snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
     # The rerun rebuilds the same artifacts (the loop is deterministic), and leaves round 0 untouched.
     parquet = sorted(p.relative_to(finished_run) for p in (finished_run / "results").rglob("*.parquet"))
     assert sorted(p.relative_to(work) for p in (work / "results").rglob("*.parquet")) == parquet
-    differing = [str(p) for p in parquet if not filecmp.cmp(finished_run / p, work / p, shallow=False)]
+    differing = [str(p) for p in parquet if not same_artifact(finished_run / p, work / p)]
     assert not differing, f"the partial rerun's artifacts differ from the finished run's: {differing}"
     rewritten = [
         str(p.relative_to(work))
         for p in (work / "results").rglob("*")
-        if p.is_file() and p.stat().st_mtime != (finished_run / p.relative_to(work)).stat().st_mtime
+        if p.is_file()
+        and (
+            not (finished_run / p.relative_to(work)).exists()  # new files (a rerun job's TensorBoard events)
+            or p.stat().st_mtime != (finished_run / p.relative_to(work)).stat().st_mtime
+        )
     ]
     assert "results/round_1/judgments.parquet" in rewritten and "results/round_2/adapter/model.safetensors" in rewritten
     assert not [p for p in rewritten if p.startswith(("results/round_0/", "results/data/", "results/base/"))]
+
+
+def same_artifact(a: Path, b: Path) -> bool:
+    """Byte-identical, or (training metrics, generation stats) equal in every column but the wall-clock ones."""
+    if filecmp.cmp(a, b, shallow=False):
+        return True
+    generation = a.name == "rollout_stats.parquet" or a.parent.name == "evaluate_stats"
+    kind = "train_metrics" if a.name == "train_metrics.parquet" else "generation_stats" if generation else None
+    if kind is None:
+        return False
+    return read_table(a, kind).drop(WALL_CLOCK[kind]).equals(read_table(b, kind).drop(WALL_CLOCK[kind]))
 
 
 @pytest.mark.slow
@@ -227,7 +247,7 @@ def test_a_changed_setting_reruns_exactly_the_rules_that_read_it(finished_run, t
     cfg["eval"]["max_new_tokens"] += 8  # read by evaluate only (its params); summarize and plots read its scores
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n"))
-    assert jobs == {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1}
+    assert jobs == {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1, "curves": 1}
 
 
 @pytest.mark.slow
@@ -340,7 +360,7 @@ def test_adding_a_benchmark_to_a_finished_run_does_not_retrain(finished_run, tmp
     add_benchmarks(work, benchmark_files, suites=["synthetic", "mathvision"])
     jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n"))
     # The new suite is imported and scored at every stage; the report figures take it in.
-    assert jobs == {"all": 1, "import_benchmark": 1, "evaluate": 4, "summarize": 1, "plots": 1}
+    assert jobs == {"all": 1, "import_benchmark": 1, "evaluate": 4, "summarize": 1, "plots": 1, "curves": 1}
 
 
 @pytest.mark.slow

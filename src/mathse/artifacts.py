@@ -212,6 +212,56 @@ EXPERIMENT_SUMMARY = {
     "total_train_tokens": Int,
 }
 
+# One row per optimiser step of a training job (results/round_{r}/adapter/train_metrics.parquet, the ORM's
+# adapter too): totals over all processes under DDP/FSDP, written by process 0. The *_seconds and per-second
+# columns are wall-clock measurements; every other column is the same for the same config and seed on CPU.
+TRAIN_METRICS = {
+    "run": Str,  # the run name trackers see: run.name (or run.results_dir) / job
+    "job": Str,  # what trained: round_<r> | orm | orm_binary | orm_final_lines (the ORM's curriculum stage)
+    "round": Int,  # the round of a round_<r> job; null for the ORM
+    "step": Int,  # optimiser step of this job, 1-based
+    "epoch": Float,  # passes over the training set after this step
+    "loss": Float,  # the step's mean loss over its forward passes and processes
+    "learning_rate": Float,  # the lr this step used
+    "grad_norm": Float,  # total gradient norm before clipping
+    "tokens": Int,  # tokens (prompt and response) this step trained on, all processes
+    "examples": Int,  # sequences this step trained on, all processes
+    "padding_share": Float,  # padded positions / all positions of the step's batches
+    "processes": Int,  # training processes (the totals are over all of them)
+    "step_seconds": Float,  # wall-clock time of this step
+    "tokens_per_second": Float,  # tokens / step_seconds
+    "examples_per_second": Float,
+    "wall_seconds": Float,  # since the job began; a resumed job continues from its checkpoint's row
+}
+
+# Per generation job (rollout: one per round; evaluate: one per stage and suite): throughput and paths
+# cut at max_new_tokens. The seconds and per-second columns are wall-clock and cover the paths this job
+# generated itself (shards finished by an earlier, killed attempt are counted in paths, not in the rate).
+GENERATION_STATS = {
+    "rule": Str,  # rollout | evaluate
+    "stage": Str,  # the model generating: base | round_<r> (a rollout of round r samples from round_<r-1>)
+    "round": Int,  # the rollout's round; evaluate: the stage's round (null for base)
+    "suite": Str,  # evaluate: the suite; rollout: null
+    "backend": Str,  # hf | vllm
+    "problems": Int,
+    "paths": Int,
+    "tokens": Int,  # new tokens of all paths
+    "cut": Int,  # paths that hit max_new_tokens before EOS or a stop string
+    "cut_share": Float,  # cut / paths
+    "max_new_tokens": Int,
+    "generated_paths": Int,  # paths this job generated (not resumed from shards)
+    "generated_tokens": Int,
+    "seconds": Float,  # wall-clock time generating them
+    "tokens_per_second": Float,  # generated_tokens / seconds (null when all shards were resumed)
+    "paths_per_second": Float,
+}
+
+# The columns that measure wall-clock time: the only ones that differ between two runs of one config and seed.
+WALL_CLOCK = {
+    "train_metrics": ["step_seconds", "tokens_per_second", "examples_per_second", "wall_seconds"],
+    "generation_stats": ["seconds", "tokens_per_second", "paths_per_second"],
+}
+
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "problem": PROBLEM,
     "distilled": DISTILLED,
@@ -227,6 +277,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "judge_stats": JUDGE_STATS,
     "orm_example": ORM_EXAMPLE,
     "orm_eval": ORM_EVAL,
+    "train_metrics": TRAIN_METRICS,
+    "generation_stats": GENERATION_STATS,
 }
 
 

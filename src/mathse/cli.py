@@ -5,9 +5,10 @@
   mathse summary results/                                      the stage-by-stage accuracy table
   mathse show results/round_1/judgments.parquet --problem ID   one problem's paths and verdicts
   mathse diff round_0 round_2 [--results results] [--suite S]  which test problems flipped
+  mathse curves results/ [--plot curves.png]                   training loss per round, accuracy, throughput
 
 import and score call the same functions as the pipeline's rules (mathse.benchmarks, mathse.scoring), so
-a score computed here equals the one the evaluate rule writes. summary, show and diff take --json.
+a score computed here equals the one the evaluate rule writes. summary, show, diff and curves take --json.
 """
 
 from __future__ import annotations
@@ -257,6 +258,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curves(args: argparse.Namespace) -> int:
+    from mathse.curves import curve_table, generation_table, markdown, plot_curves, read_run
+
+    curves, summary, stats = read_run(args.results)
+    if curves.is_empty() and summary is None:
+        raise FileNotFoundError(f"{args.results}: no round_*/adapter/train_metrics.parquet and no summary.parquet")
+    table, generation = curve_table(curves, summary), generation_table(stats)
+    if args.plot:
+        plot_curves(curves, summary, args.plot)
+    if args.json:
+        steps = curves.select("round", "step", "global_step", "loss", "learning_rate", "grad_norm").to_dicts()
+        out = {"stages": table.to_dicts(), "generation": generation.to_dicts(), "steps": steps}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(markdown(table, summary["suite"].unique().to_list() if summary is not None else []), end="")
+    if generation.height:
+        print("\nGeneration (tokens and paths per second; cut: share of paths that hit max_new_tokens):")
+        print(markdown(generation), end="")
+    if args.plot:
+        print(f"\nwrote {args.plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from mathse.benchmarks.formats import FORMATS
     from mathse.scoring import SCORINGS
@@ -281,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", help="only this benchmark suite (default: all)")
     p.add_argument("--json", action="store_true", help="print counts and flipped problems as JSON")
     p.set_defaults(func=cmd_diff)
+    p = sub.add_parser("curves", help="training loss per round with each stage's accuracy and generation speed")
+    p.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the loss curves and accuracy to this file")
+    p.add_argument("--json", action="store_true", help="print the tables and every step's loss as JSON")
+    p.set_defaults(func=cmd_curves)
     p = sub.add_parser("import", help="a benchmark as published (local files) -> canonical problem parquet")
     p.add_argument("src", help="the benchmark file, folder or glob as downloaded")
     p.add_argument("--format", required=True, choices=FORMATS, help="the published format of SRC")

@@ -35,6 +35,11 @@ class RunConfig(Section):
     rounds: int = Field(3, ge=0, description="Self-evolution rounds R after the distillation round 0.")
     results_dir: str = Field("results", description="Folder for all artifacts (relative to the working directory).")
     logs_dir: str = Field("logs", description="Folder for per-rule, per-round logs.")
+    name: str | None = Field(
+        None,
+        description="The run's name in experiment trackers (train.report_to) and in the training metrics' `run` "
+        "column (null: results_dir, which in an experiment names the arm and seed).",
+    )
     data_dir: str | None = Field(
         None,
         description="Folder of the prepared problems (null: {results_dir}/data). An experiment points its runs of "
@@ -434,6 +439,20 @@ class TrainConfig(Section):
         description="Write a resumable checkpoint every this many optimiser steps (0: never); a killed train job, "
         "rerun, continues from the last one and ends with the same weights.",
     )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list,
+        description="Experiment trackers that get each optimiser step's metrics (as transformers' report_to), the "
+        "run named `{run.name}/round_<r>` (the ORM: `/orm`); each must be installed (`pip install mathse[wandb]`). "
+        "TensorBoard writes event files under {run.results_dir}/tensorboard/, offline; wandb, mlflow and trackio "
+        "read their own environment (WANDB_PROJECT, MLFLOW_TRACKING_URI, ...). Every job also writes the same "
+        "metrics to train_metrics.parquet beside its weights. Empty: no tracker.",
+    )
+    metrics_flush_steps: int = Field(
+        10,
+        ge=1,
+        description="Write the per-step metrics so far to disk every this many optimiser steps (and at every "
+        "checkpoint), so that a running job can be watched.",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings (method: lora).")
     loss_weights: dict[str, float] = Field(
         default_factory=dict,
@@ -442,6 +461,20 @@ class TrainConfig(Section):
         "weighted mean over response tokens; the others count once. Empty: the plain mean. The ORM weighs its "
         "verdict (`orm.train`), a single token that a long analysis would otherwise drown in the loss.",
     )
+
+    @field_validator("report_to")
+    @classmethod
+    def _installed(cls, value: list[str]) -> list[str]:
+        from importlib.util import find_spec
+
+        missing = [name for name in value if find_spec(name) is None]
+        if missing:
+            extras = ",".join(missing)
+            raise ValueError(
+                f"tracker(s) {missing} not installed in this environment: pip install 'mathse[{extras}]' "
+                "(or remove them from report_to)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_weights(self) -> TrainConfig:
@@ -453,6 +486,11 @@ class TrainConfig(Section):
             if w <= 0:
                 raise ValueError(f"loss_weights: the weight of {pattern!r} must be positive, got {w}")
         return self
+
+
+# Training settings that watch a run without changing its weights: left out of the train rules' params (a
+# changed tracker reruns nothing) and of the checkpoint's key (a killed job still resumes).
+MONITORING = ("report_to", "metrics_flush_steps")
 
 
 class OrmHfConfig(Section):

@@ -38,6 +38,9 @@ AFTER_ROUND0 = [
     ("run", "results_dir"),
     ("run", "logs_dir"),
     ("run", "round0_dir"),
+    ("run", "name"),
+    ("train", "report_to"),  # watching a run changes no result (config.MONITORING)
+    ("train", "metrics_flush_steps"),
     ("reflection",),
     ("train", "init"),
     ("assemble", "verified"),

@@ -264,9 +264,11 @@ def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_pat
     """The orm_train rule: `mathse.train.launch` on the ORM's rows (`kwargs`: train()'s arguments). With
     `final_line_steps` (orm.final_line_steps), first that many steps on the final-line rows alone, then the
     whole set from those weights: a small ORM learns the comparison on a few tokens before it reads paths."""
+    from mathse.metrics import METRICS_FILE
     from mathse.modeling import write_marker
     from mathse.train import launch
 
+    kwargs = {**kwargs, "job": kwargs.get("job") or "orm"}  # its metrics' job, not a round's
     if not final_line_steps:
         return launch(kwargs, cfg, log_path)
     out = Path(kwargs["out_dir"])
@@ -275,8 +277,15 @@ def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_pat
     write_table(table.filter(pl.col("problem_id").str.ends_with("#final")), rows, "train")
     first = cfg.model_copy(update={"min_steps": final_line_steps, "max_steps": final_line_steps})
     log.info("ORM curriculum: %d steps on final lines, then the whole set", final_line_steps)
-    warm = launch({**kwargs, "train_path": str(rows), "out_dir": str(stage)}, first, log_path)
+    # The curriculum stage is a job of its own in the metrics and the trackers (its steps count from 1).
+    job = kwargs["job"]
+    watch = {"job": f"{job}_final_lines", "run_name": f"{kwargs.get('run_name') or out}/final_lines",
+             "logging_dir": f"{kwargs.get('logging_dir') or f'{out}.tensorboard'}/final_lines"}  # fmt: skip
+    warm = launch({**kwargs, "train_path": str(rows), "out_dir": str(stage), **watch}, first, log_path)
     info = launch({**kwargs, "init_weights": str(stage)}, cfg, log_path)
+    # Both stages' steps, in training order, beside the weights.
+    stages = [read_table(d / METRICS_FILE, "train_metrics") for d in (stage, out)]
+    write_table(pl.concat(stages), out / METRICS_FILE, "train_metrics")
     info |= {"init": "base", "final_line_steps": final_line_steps,
              "train_seconds": round(warm["train_seconds"] + info["train_seconds"], 2)}  # fmt: skip
     write_marker(out, info)

@@ -59,23 +59,6 @@ def stage_table_rst(summary: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_table_rst(cost_paths: list[str]) -> str:
-    """Requests, cache hits and tokens per round and rule of the teacher and judge (zeros when local)."""
-    if not cost_paths:
-        return ""
-    cost = pl.concat([read_table(p, "api_cost") for p in cost_paths]).sort("round", "rule")
-    cols = ["round", "rule", "backend", "model", "requests", "cache_hits", "prompt_tokens", "completion_tokens"]
-    lines = [
-        ".. list-table:: Teacher and judge API use per round (local backends cost nothing)",
-        "   :header-rows: 1",
-        "",
-    ]
-    lines.append("   * - " + "\n     - ".join(cols))
-    for row in cost.select(cols).iter_rows():
-        lines.append("   * - " + "\n     - ".join(str(v) if v != "" else "-" for v in row))
-    return "\n".join(lines) + "\n"
-
-
 def origin_counts(train_paths: list[str]) -> pl.DataFrame:
     """Training-set size per round split by origin (distill / self / reflect): round, origin, n."""
     frames = []
@@ -345,11 +328,15 @@ def make_plots(
 ) -> None:
     """The plots rule: every figure of the report, plus the stage table as reStructuredText (out["table"]).
 
-    With `cost_paths` (the rules' api_cost files) the table is followed by the API use per round.
+    With out["cost"], the API use per round (`cost_paths`: the rules' api_cost files) as a page of its own:
+    the report's first page keeps only the stage table, readable at any common width.
     """
+    from mathse.report_pages import cost_page
+
     summary = read_table(summary_path, "summary")
-    costs = cost_table_rst(cost_paths or [])
-    write_text_atomic(stage_table_rst(summary) + ("\n" + costs if costs else ""), out["table"])
+    write_text_atomic(stage_table_rst(summary), out["table"])
+    if "cost" in out:
+        write_text_atomic(cost_page(cost_paths or []), out["cost"])
     plot_accuracy(summary, out["accuracy"])
     plot_training_growth(origin_counts(train_paths), out["training"])
     pool = read_table(pool_path, "problem").height

@@ -9,12 +9,13 @@ redoes only the shards it had not finished.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import cache
 
 import polars as pl
 
-from mathse.artifacts import read_table, write_table
+from mathse.artifacts import empty, read_table, write_table
 from mathse.config import EvalConfig, ModelConfig, RolloutConfig, VllmConfig
 from mathse.extractor import make_extractor
 from mathse.generation import generate_paths
@@ -80,11 +81,13 @@ def sharded_paths(
     options: Callable[[int], dict],
     vllm_cfg: VllmConfig | None = None,
     part: tuple[int, int] = (0, 1),
+    timing: list[tuple[int, int, float]] | None = None,
 ) -> pl.DataFrame:
     """Generate paths for `problems` in resumable shards; `options(shard)` gives generate_paths' settings.
 
     `vllm_cfg`: generate with the vllm backend (checked importable before any work) instead of transformers.
     `part` (p, n): only every n-th shard from p, for one of n jobs that split the work.
+    `timing`: gets (paths, new tokens, seconds) of each shard this job generates (resumed shards have none).
     """
     if vllm_cfg is not None:
         from mathse.vllm_backend import require_vllm
@@ -93,7 +96,12 @@ def sharded_paths(
     lazy = LazyModel(model_cfg, weights, vllm_cfg)
 
     def work(shard: int, items) -> pl.DataFrame:
-        return pl.DataFrame(lazy.generate(list(items), **options(shard)), schema=PATH_SCHEMA)
+        lazy.get()  # loading the model is not generating
+        t0 = time.perf_counter()
+        df = pl.DataFrame(lazy.generate(list(items), **options(shard)), schema=PATH_SCHEMA)
+        if timing is not None:
+            timing.append((df.height, int(df["num_tokens"].sum()), time.perf_counter() - t0))
+        return df
 
     items = problems.select("problem_id", "question", "images").to_dicts()
     paths = run_sharded(items, shard_size, out_path, key, work, name, part)
@@ -111,9 +119,10 @@ def run_rollout(
     seed: int,
     vllm_cfg: VllmConfig | None = None,
     part: tuple[int, int] = (0, 1),
+    stats_out: str | None = None,
 ) -> pl.DataFrame:
     """k sampled paths per problem still in the pool (`vllm_cfg`: the engine when cfg.backend is vllm; with
-    `part` (p, n): those of every n-th shard from p)."""
+    `part` (p, n): those of every n-th shard from p). `stats_out`: the job's generation_stats."""
     problems = read_table(problems_path, "problem")
     vllm_cfg = backend_settings(cfg.backend, vllm_cfg)
     settings = cfg.model_dump(exclude={"parallel_jobs"})
@@ -143,6 +152,7 @@ def run_rollout(
         ),
         vllm_cfg=vllm_cfg,
         part=part,
+        timing=(timing := []),
     )
     out = paths.with_columns(
         temperature=pl.lit(cfg.temperature),
@@ -155,9 +165,52 @@ def run_rollout(
     )
     unfinished = int((~out["finished"]).sum())
     log.info("%d paths for %d problems; %d hit max_new_tokens", out.height, problems.height, unfinished)
+    if stats_out:
+        stats = generation_stats(paths, timing, problems.height, cfg.max_new_tokens, rule="rollout", suite=None,
+                                 stage=f"round_{round_idx - 1}", round_idx=round_idx, backend=cfg.backend)  # fmt: skip
+        write_table(stats, stats_out, "generation_stats")
     out = write_table(out, out_path, "rollout")
     remove_shards(out_path)
     return out
+
+
+def generation_stats(
+    paths: pl.DataFrame, timing: list[tuple[int, int, float]], problems: int, max_new_tokens: int, **ident
+) -> pl.DataFrame:
+    """One generation_stats row: `paths` (num_tokens, finished) and the `timing` of the shards generated here."""
+    gen_paths, gen_tokens, seconds = (sum(t[i] for t in timing) for i in range(3))
+    cut = int((~paths["finished"]).sum()) if paths.height else 0
+    row = {
+        "rule": ident["rule"], "stage": ident["stage"], "round": ident["round_idx"], "suite": ident["suite"],
+        "backend": ident["backend"], "problems": problems, "paths": paths.height,
+        "tokens": int(paths["num_tokens"].sum()) if paths.height else 0, "cut": cut,
+        "cut_share": cut / paths.height if paths.height else None, "max_new_tokens": max_new_tokens,
+        "generated_paths": gen_paths, "generated_tokens": gen_tokens, "seconds": float(seconds),
+        "tokens_per_second": gen_tokens / seconds if seconds > 0 else None,
+        "paths_per_second": gen_paths / seconds if seconds > 0 else None,
+    }  # fmt: skip
+    log.info(
+        "%s %s: %d paths, %.0f tokens/s, %.2f paths/s, %d of %d cut at max_new_tokens %d", ident["rule"],
+        ident["suite"] or ident["stage"], paths.height, row["tokens_per_second"] or 0, row["paths_per_second"] or 0,
+        cut, paths.height, max_new_tokens,
+    )  # fmt: skip
+    return pl.DataFrame([row], schema=empty("generation_stats").schema)
+
+
+def join_generation_stats(part_paths: list[str], out_path: str) -> pl.DataFrame:
+    """The stats of a rollout's parts (rollout.parallel_jobs) as one job's: counts and seconds summed, so the
+    rates are per part (per engine), as one job's are."""
+    parts = pl.concat([read_table(p, "generation_stats") for p in part_paths])
+    summed = ["problems", "paths", "tokens", "cut", "generated_paths", "generated_tokens", "seconds"]
+    first = ["rule", "stage", "round", "suite", "backend", "max_new_tokens"]
+    row = parts.select([pl.col(c).first() for c in first] + [pl.col(c).sum() for c in summed])
+    seconds = pl.when(pl.col("seconds") > 0).then(pl.col("seconds"))
+    row = row.with_columns(
+        cut_share=pl.when(pl.col("paths") > 0).then(pl.col("cut") / pl.col("paths")),
+        tokens_per_second=pl.col("generated_tokens") / seconds,
+        paths_per_second=pl.col("generated_paths") / seconds,
+    )
+    return write_table(row, out_path, "generation_stats")
 
 
 def join_rollout_parts(problems_path: str, part_paths: list[str], out_path: str) -> pl.DataFrame:
@@ -185,8 +238,10 @@ def run_evaluate(
     prompt_version: str,
     scoring: str = "mathse",
     vllm_cfg: VllmConfig | None = None,
+    stats_out: str | None = None,
 ) -> pl.DataFrame:
-    """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`)."""
+    """Greedy answers to a held-out suite, scored per problem by the suite's benchmark rules (`scoring`).
+    `stats_out`: the job's generation_stats."""
     problems = read_table(suite_path, "problem")
     vllm_cfg = backend_settings(cfg.backend, vllm_cfg)
     # The answer extractor only scores: changing it reuses the generated shards.
@@ -211,7 +266,13 @@ def run_evaluate(
             stop=cfg.stop,
         ),
         vllm_cfg=vllm_cfg,
+        timing=(timing := []),
     )
+    if stats_out:
+        round_idx = int(stage.removeprefix("round_")) if stage.startswith("round_") else None
+        stats = generation_stats(paths, timing, problems.height, cfg.max_new_tokens, rule="evaluate", stage=stage,
+                                 round_idx=round_idx, suite=suite, backend=cfg.backend)  # fmt: skip
+        write_table(stats, stats_out, "generation_stats")
     responses = paths["response"].to_list()
     out = score_table(problems, responses, scoring, make_extractor(cfg.answer_extractor)).with_columns(
         suite=pl.lit(suite),

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from mathse import sharding
 from mathse.artifacts import read_table, write_atomic
-from mathse.config import TrainConfig
+from mathse.config import MONITORING, TrainConfig
 from mathse.faults import failpoint
 from mathse.generation import derive_seed
+from mathse.metrics import open_metrics
 from mathse.modeling import TRAINED_MARKER, load_image, load_model, load_processor, prompt_text, write_marker
 from mathse.packing import add_positions, image_inputs, pack, packed_attention
 from mathse.shards import fingerprint, path_digest
@@ -226,8 +227,15 @@ def train(
     dtype: str = "float32",
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    run_name: str | None = None,
+    job: str | None = None,
+    logging_dir: str | None = None,
 ) -> dict:
     """The train rule: fine-tune from `init_weights` (None: the base model) on `train_path`, save to `out_dir`.
+
+    Every optimiser step's metrics go to `out_dir`/train_metrics.parquet and to the trackers of
+    cfg.report_to (`mathse.metrics`), as `job` (default round_<round_idx>) of run `run_name` (default
+    out_dir); TensorBoard writes to `logging_dir` (default OUT.tensorboard).
 
     Under torch.distributed.run (WORLD_SIZE > 1) each process takes its share of every optimiser step's
     forward passes and DDP averages the gradients; the loss is scaled so that the step's gradient is the one
@@ -300,8 +308,8 @@ def train(
     n_tokens = 0
     ckpt = Checkpoint(
         Path(f"{out_dir}.ckpt"),
-        fingerprint(path_digest(train_path), path_digest(init_weights), path_digest(base_path), cfg.model_dump(),
-                    round_idx, seed, prompt_version),
+        fingerprint(path_digest(train_path), path_digest(init_weights), path_digest(base_path),
+                    cfg.model_dump(exclude=set(MONITORING)), round_idx, seed, prompt_version),
     )  # fmt: skip
     start, state_bytes = 0, 0
     state = ckpt.load()
@@ -316,12 +324,21 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         order, losses, n_tokens, start = state["order"], state["losses"], state["n_tokens"], state["step"]
         log.info("resumed from the checkpoint at step %d/%d", start, steps)
+    metrics = None
+    if rank == 0:  # process 0 keeps the rows (totals over the processes) and talks to the trackers
+        job = job or f"round_{round_idx}"
+        metrics = open_metrics(
+            ckpt.folder, cfg.report_to, cfg.metrics_flush_steps, cfg.model_dump(mode="json"), start=start,
+            run_name=run_name or out_dir, job=job, round_idx=round_idx if job == f"round_{round_idx}" else None,
+            processes=world, logging_dir=logging_dir or f"{out_dir}.tensorboard",
+        )  # fmt: skip
     bar = tqdm(range(start, steps), desc=f"train round {round_idx}", unit="step", disable=None, mininterval=2)
     # Packed rows train with per-sequence attention (mathse.packing); the saved config keeps the original.
     with packed_attention(model) if cfg.packing else nullcontext():
         for step in bar:
+            t_step = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            step_loss, step_tokens = 0.0, 0
+            step_loss, step_tokens, step_positions = 0.0, 0, 0
             # Every process draws the whole step's examples in the same order and takes every world-th pass.
             passes = []
             for _ in range(accum * world):
@@ -333,6 +350,7 @@ def train(
             for j, idx in enumerate(mine):
                 batch = to_device(make_batch([examples[i] for i in idx], pad_id, cfg), device)
                 step_tokens += sum(len(examples[i]["input_ids"]) for i in idx)
+                step_positions += batch["input_ids"].numel()  # padding included
                 # Gradients are reduced across processes once, on the step's last pass; DDP averages them over
                 # the processes, so each scales by its own passes only.
                 last = j == len(mine) - 1
@@ -349,16 +367,27 @@ def train(
                     loss.backward()
                 step_loss += loss.item() / world
             if world > 1:
-                totals = torch.tensor([step_loss, step_tokens], dtype=torch.float64, device=device)
+                totals = torch.tensor([step_loss, step_tokens, step_positions], dtype=torch.float64, device=device)
                 dist.all_reduce(totals)
-                step_loss, step_tokens = totals[0].item(), int(totals[1].item())
+                step_loss, step_tokens, step_positions = totals[0].item(), int(totals[1].item()), int(totals[2].item())
             n_tokens += step_tokens
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            # FSDP: a DTensor; making it whole is a collective, so every process does it
+            grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+            lr = optimizer.param_groups[0]["lr"]  # this step's; the scheduler moves it after the step
             optimizer.step()
             if step == start:  # what this process holds once AdamW has its state and gradients are in place
                 state_bytes = sharding.local_state_bytes(model, optimizer)
             scheduler.step()
             losses.append(step_loss)
+            if metrics is not None:
+                now = time.perf_counter()
+                metrics.step(
+                    step + 1, loss=step_loss, lr=lr, grad_norm=grad_norm, tokens=step_tokens,
+                    positions=step_positions, examples=len(passes) * cfg.per_device_train_batch_size,
+                    epoch=(step + 1) * len(passes) * cfg.per_device_train_batch_size / len(examples),
+                    seconds=now - t_step, wall=now - t0,
+                )  # fmt: skip
             if step % 20 == 0 or step == steps - 1:
                 recent = sum(losses[-20:]) / len(losses[-20:])
                 bar.set_postfix(loss=f"{recent:.3f}")
@@ -370,6 +399,7 @@ def train(
                     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
                     optim = optimizer.state_dict()
                 if rank == 0:
+                    metrics.flush()  # the rows up to the checkpoint are on disk before it is
                     ckpt.save(
                         {
                             "step": step + 1,
@@ -399,6 +429,7 @@ def train(
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, state_dict=weights)
+    metrics.finish(tmp)
     if cfg.method == "full":
         processor.save_pretrained(tmp)
     info = {

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mathse.config import ConfigError, load_config
+from mathse.config import MONITORING, ConfigError, load_config
 
 try:
     CFG = load_config(config)
@@ -16,6 +16,10 @@ except ConfigError as err:
 config.update(CFG.model_dump(mode="json"))
 
 RESULTS = CFG.run.results_dir
+# The train rules' settings without those that only watch a run (train.report_to, ...): adding a tracker
+# retrains nothing. The scripts read those, and run.name, from the config itself.
+TRAIN_SETTINGS = {k: v for k, v in config["train"].items() if k not in MONITORING}
+ORM_TRAIN_SETTINGS = {k: v for k, v in config["orm"]["train"].items() if k not in MONITORING}
 # An experiment's runs share the prepared problems (and the tiny model, model.path) of their seed, and
 # base + round 0 when those settings are equal: the folders of those stages may lie outside RESULTS.
 DATA = CFG.run.data_dir or f"{RESULTS}/data"
@@ -66,6 +70,12 @@ def stage_dir(stage):
 
 def score_files():
     return [f"{stage_dir(stage)}/scores/{suite}.parquet" for stage in STAGES for suite in SUITES]
+
+
+def generation_stats_files():
+    """The generation_stats of every rollout (rounds 1..R) and evaluate job."""
+    files = [f"{round_dir(r)}/rollout_stats.parquet" for r in range(1, ROUNDS + 1)]
+    return files + [f"{stage_dir(stage)}/evaluate_stats/{suite}.parquet" for stage in STAGES for suite in SUITES]
 
 
 def round_files(name, rounds):
@@ -184,7 +194,7 @@ def all_artifacts():
             files += [f"{round_dir(r)}/{name}" for name in names]
         if reflects_in(r):
             files += [f"{round_dir(r)}/{name}" for name in ("reflections.parquet", "reflect_cost.parquet")]
-    files += score_files()
+    files += score_files() + generation_stats_files()
     if CFG.orm.trained:
         files += [f"{ORM_DIR}/{name}" for name in ("adapter", "eval.parquet", "eval.md")]
     return files
@@ -200,7 +210,8 @@ def gallery_reflections(wildcards):
 def report_files():
     """The figures and each round's gallery (targets of rule all, so that --report finds them)."""
     figures = ["summary.rst"] + [f"{name}.png" for name in ("accuracy", "transitions", "training", "pool")]
-    figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes")]
+    figures += [f"{name}.png" for name in ("pass_at_k", "orm", "runtimes", "curves", "generation")]
+    figures += ["api_cost.html"]
     return [f"{REPORT}/{name}" for name in figures] + [f"{REPORT}/gallery/round_{r}.html" for r in range(1, ROUNDS + 1)]
 
 

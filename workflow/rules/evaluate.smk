@@ -5,6 +5,7 @@ rule evaluate:
         weights=stage_weights,
     output:
         f"{RESULTS}/{{stage}}/scores/{{suite}}.parquet",
+        stats=f"{RESULTS}/{{stage}}/evaluate_stats/{{suite}}.parquet",
     log:
         f"{LOGS}/evaluate/{{stage}}_{{suite}}.log",
     benchmark:

@@ -90,7 +90,7 @@ rule orm_train:
         f"{LOGS}/benchmarks/orm_train.tsv"
     params:
         model=config["model"],
-        train=config["orm"]["train"],
+        train=ORM_TRAIN_SETTINGS,
         final_line_steps=config["orm"]["final_line_steps"] if config["orm"]["final_line_examples"] else 0,
         seed=config["run"]["seed"],
     threads: 2

@@ -55,6 +55,12 @@ rule plots:
             category="5. Runtimes",
             labels={"figure": "runtime per rule"},
         ),
+        cost=report(
+            f"{REPORT}/api_cost.html",
+            caption="../report/api_cost.rst",
+            category="6. API use",
+            labels={"table": "teacher and judge API use per round"},
+        ),
     log:
         f"{LOGS}/plots.log",
     benchmark:
@@ -67,6 +73,35 @@ rule plots:
         "../../envs/mathse.yaml"
     script:
         "../../scripts/plots.py"
+
+
+rule curves:
+    input:
+        summary=f"{RESULTS}/summary.parquet",
+        adapters=round_files("adapter", range(LAST + 1)),
+        stats=generation_stats_files(),
+    output:
+        curves=report(
+            f"{REPORT}/curves.png",
+            caption="../report/curves.rst",
+            category="2. Self-evolution",
+            labels={"figure": "training loss per round and accuracy"},
+        ),
+        generation=report(
+            f"{REPORT}/generation.png",
+            caption="../report/generation.rst",
+            category="5. Runtimes",
+            labels={"figure": "generation throughput and cut paths"},
+        ),
+    log:
+        f"{LOGS}/curves.log",
+    benchmark:
+        f"{LOGS}/benchmarks/curves.tsv"
+    threads: 1
+    conda:
+        "../../envs/mathse.yaml"
+    script:
+        "../../scripts/curves.py"
 
 
 rule gallery:

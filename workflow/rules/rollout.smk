@@ -7,6 +7,7 @@ if CFG.rollout.parallel_jobs == 1:
             weights=previous_adapter,
         output:
             f"{RESULTS}/round_{{round}}/rollouts.parquet",
+            stats=f"{RESULTS}/round_{{round}}/rollout_stats.parquet",
         log:
             f"{LOGS}/rollout/round_{{round}}.log",
         benchmark:
@@ -31,6 +32,7 @@ else:
             weights=previous_adapter,
         output:
             temp(f"{RESULTS}/round_{{round}}/rollouts.part{{part}}.parquet"),
+            stats=temp(f"{RESULTS}/round_{{round}}/rollout_stats.part{{part}}.parquet"),
         log:
             f"{LOGS}/rollout/round_{{round}}.part{{part}}.log",
         benchmark:
@@ -56,8 +58,13 @@ else:
                 f"{RESULTS}/round_{{{{round}}}}/rollouts.part{{part}}.parquet",
                 part=range(CFG.rollout.parallel_jobs),
             ),
+            stats=expand(
+                f"{RESULTS}/round_{{{{round}}}}/rollout_stats.part{{part}}.parquet",
+                part=range(CFG.rollout.parallel_jobs),
+            ),
         output:
             f"{RESULTS}/round_{{round}}/rollouts.parquet",
+            stats=f"{RESULTS}/round_{{round}}/rollout_stats.parquet",
         log:
             f"{LOGS}/rollout/round_{{round}}.log",
         threads: 1

@@ -12,7 +12,7 @@ rule train:
         f"{LOGS}/benchmarks/train/round_{{round}}.tsv"
     params:
         model=config["model"],
-        train=config["train"],
+        train=TRAIN_SETTINGS,
         prompt_version=config["rollout"]["prompt_version"],
         seed=config["run"]["seed"],
     threads: 2

@@ -1,0 +1,20 @@
+"""Rule curves: the rounds' per-step training metrics (round_{r}/adapter/train_metrics.parquet), the summary and
+the generation stats -> results/report/curves.png (loss per round, accuracy beside it) and generation.png."""
+
+from mathse.curves import make_curves
+from mathse.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    make_curves(
+        list(smk.input.adapters),
+        smk.input.summary,
+        list(smk.input.stats),
+        smk.output.curves,
+        smk.output.generation,
+    )
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake
