@@ -63,6 +63,21 @@ RUN_ELSEWHERE = {
         "snakemake_cmd(tmp_path",
         "CI starts the cluster (.ci/run); the test runs the tiny DAG through profiles/slurm-local (snakemake_cmd)",
     ),
+    ("docs/training-curves.md", "mathse curves results/"): (
+        "tests/test_report.py::test_loss_curves_continue_across_rounds_beside_each_stages_accuracy",
+        '"curves", str(res)',
+        "through mathse.cli's entry function on the reported tiny run's results",
+    ),
+    ("docs/training-curves.md", "mathse curves results/ --plot curves.png"): (
+        "tests/test_report.py::test_loss_curves_continue_across_rounds_beside_each_stages_accuracy",
+        '"curves", str(res)',
+        "through mathse.cli's entry function on the reported tiny run's results",
+    ),
+    ("docs/training-curves.md", "mathse curves results/ --json"): (
+        "tests/test_report.py::test_loss_curves_continue_across_rounds_beside_each_stages_accuracy",
+        '"curves", str(res)',
+        "through mathse.cli's entry function on the reported tiny run's results",
+    ),
     ("docs/slurm.md", "bash .ci/slurm.sh down"): (".ci/run", "bash .ci/slurm.sh down", "CI stops its cluster with it"),
 }  # fmt: skip
 

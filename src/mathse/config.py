@@ -99,7 +99,7 @@ PROCEDURAL_SUITE = "synthetic"
 
 class ProblemSource(Section):
     format: Literal["mathvista", "mathverse", "mathvision", "mathvl", "jsonl"] = Field(
-        description="Published format of the files (see README, Benchmarks): MathVista testmini/test parquet, "
+        description="Published format of the files (see docs/benchmarks.md): MathVista testmini/test parquet, "
         "MathVerse testmini, MATH-Vision, MathVL-test style JSONL, or the generic JSONL/parquet."
     )
     path: str = Field(
