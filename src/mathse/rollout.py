@@ -166,7 +166,7 @@ def run_rollout(
     unfinished = int((~out["finished"]).sum())
     log.info("%d paths for %d problems; %d hit max_new_tokens", out.height, problems.height, unfinished)
     if stats_out:
-        stats = generation_stats(paths, timing, problems.height, cfg.max_new_tokens, rule="rollout", suite=None,
+        stats = generation_stats(paths, timing, cfg.max_new_tokens, rule="rollout", suite=None,
                                  stage=f"round_{round_idx - 1}", round_idx=round_idx, backend=cfg.backend)  # fmt: skip
         write_table(stats, stats_out, "generation_stats")
     out = write_table(out, out_path, "rollout")
@@ -175,14 +175,15 @@ def run_rollout(
 
 
 def generation_stats(
-    paths: pl.DataFrame, timing: list[tuple[int, int, float]], problems: int, max_new_tokens: int, **ident
+    paths: pl.DataFrame, timing: list[tuple[int, int, float]], max_new_tokens: int, **ident
 ) -> pl.DataFrame:
-    """One generation_stats row: `paths` (num_tokens, finished) and the `timing` of the shards generated here."""
+    """One generation_stats row: `paths` (num_tokens, finished) and the `timing` of the shards generated here.
+    Problems are those of the paths (a rollout part's, not the whole pool's)."""
     gen_paths, gen_tokens, seconds = (sum(t[i] for t in timing) for i in range(3))
     cut = int((~paths["finished"]).sum()) if paths.height else 0
     row = {
         "rule": ident["rule"], "stage": ident["stage"], "round": ident["round_idx"], "suite": ident["suite"],
-        "backend": ident["backend"], "problems": problems, "paths": paths.height,
+        "backend": ident["backend"], "problems": paths["problem_id"].n_unique(), "paths": paths.height,
         "tokens": int(paths["num_tokens"].sum()) if paths.height else 0, "cut": cut,
         "cut_share": cut / paths.height if paths.height else None, "max_new_tokens": max_new_tokens,
         "generated_paths": gen_paths, "generated_tokens": gen_tokens, "seconds": float(seconds),
@@ -270,7 +271,7 @@ def run_evaluate(
     )
     if stats_out:
         round_idx = int(stage.removeprefix("round_")) if stage.startswith("round_") else None
-        stats = generation_stats(paths, timing, problems.height, cfg.max_new_tokens, rule="evaluate", stage=stage,
+        stats = generation_stats(paths, timing, cfg.max_new_tokens, rule="evaluate", stage=stage,
                                  round_idx=round_idx, suite=suite, backend=cfg.backend)  # fmt: skip
         write_table(stats, stats_out, "generation_stats")
     responses = paths["response"].to_list()
