@@ -52,7 +52,7 @@ report: $(STAMP)
 	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # The edit-test loop: the unit tests, without the whole-DAG and training runs (marker slow).
 test-quick: $(STAMP)
