@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import secrets
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from mathse.artifacts import PER_ATTEMPT, read_table
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.data import prepare
 from mathse.tiny_model import make_tiny_model
@@ -332,3 +334,15 @@ def served_model(tiny_model_dir, planted_key, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def same_artifact(a: Path, b: Path) -> bool:
+    """Byte-identical, or (training metrics, generation stats) equal in every column but those of one attempt
+    (artifacts.PER_ATTEMPT: wall clock, work a resumed job did not redo)."""
+    if filecmp.cmp(a, b, shallow=False):
+        return True
+    generation = a.name == "rollout_stats.parquet" or a.parent.name == "evaluate_stats"
+    kind = "train_metrics" if a.name == "train_metrics.parquet" else "generation_stats" if generation else None
+    if kind is None:
+        return False
+    return read_table(a, kind).drop(PER_ATTEMPT[kind]).equals(read_table(b, kind).drop(PER_ATTEMPT[kind]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import filecmp
 import shutil
 import subprocess
 import sys
@@ -11,8 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from conftest import same_artifact
 
-from mathse.artifacts import SCHEMAS, WALL_CLOCK, read_table
+from mathse.artifacts import SCHEMAS, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -226,17 +226,6 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
     ]
     assert "results/round_1/judgments.parquet" in rewritten and "results/round_2/adapter/model.safetensors" in rewritten
     assert not [p for p in rewritten if p.startswith(("results/round_0/", "results/data/", "results/base/"))]
-
-
-def same_artifact(a: Path, b: Path) -> bool:
-    """Byte-identical, or (training metrics, generation stats) equal in every column but the wall-clock ones."""
-    if filecmp.cmp(a, b, shallow=False):
-        return True
-    generation = a.name == "rollout_stats.parquet" or a.parent.name == "evaluate_stats"
-    kind = "train_metrics" if a.name == "train_metrics.parquet" else "generation_stats" if generation else None
-    if kind is None:
-        return False
-    return read_table(a, kind).drop(WALL_CLOCK[kind]).equals(read_table(b, kind).drop(WALL_CLOCK[kind]))
 
 
 @pytest.mark.slow

@@ -261,6 +261,12 @@ WALL_CLOCK = {
     "train_metrics": ["step_seconds", "tokens_per_second", "examples_per_second", "wall_seconds"],
     "generation_stats": ["seconds", "tokens_per_second", "paths_per_second"],
 }
+# With the wall clock, the columns that count one attempt's own work: a job resumed after a kill generates only
+# the shards it lacked. The rest of these tables is the same after a kill and resume as in one go.
+PER_ATTEMPT = {
+    "train_metrics": WALL_CLOCK["train_metrics"],
+    "generation_stats": [*WALL_CLOCK["generation_stats"], "generated_paths", "generated_tokens"],
+}
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "problem": PROBLEM,
