@@ -256,16 +256,12 @@ GENERATION_STATS = {
     "paths_per_second": Float,
 }
 
-# The columns that measure wall-clock time: the only ones that differ between two runs of one config and seed.
-WALL_CLOCK = {
-    "train_metrics": ["step_seconds", "tokens_per_second", "examples_per_second", "wall_seconds"],
-    "generation_stats": ["seconds", "tokens_per_second", "paths_per_second"],
-}
-# With the wall clock, the columns that count one attempt's own work: a job resumed after a kill generates only
-# the shards it lacked. The rest of these tables is the same after a kill and resume as in one go.
+# The columns that describe one attempt of a job, not its inputs: wall-clock measurements (the only columns that
+# differ between two whole runs of one config and seed) and, in generation stats, the work this attempt did (a job
+# resumed after a kill generates only the shards it lacked). Every other column is the same however the job ran.
 PER_ATTEMPT = {
-    "train_metrics": WALL_CLOCK["train_metrics"],
-    "generation_stats": [*WALL_CLOCK["generation_stats"], "generated_paths", "generated_tokens"],
+    "train_metrics": ["step_seconds", "tokens_per_second", "examples_per_second", "wall_seconds"],
+    "generation_stats": ["seconds", "tokens_per_second", "paths_per_second", "generated_paths", "generated_tokens"],
 }
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
