@@ -229,14 +229,25 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
 
 
 @pytest.mark.slow
-def test_a_changed_setting_reruns_exactly_the_rules_that_read_it(finished_run, tmp_path):
+@pytest.mark.parametrize(
+    "section, name, value, rerun",
+    [
+        # read by evaluate only (its params); summarize and plots read its scores
+        ("eval", "max_new_tokens", 32, {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1, "curves": 1}),
+        # read only where an ORM is trained: the rule-ORM judge and the reflections' re-check do not rerun
+        ("orm", "train", {"learning_rate": 1e-3}, {}),
+    ],
+)
+def test_a_changed_setting_reruns_exactly_the_rules_that_read_it(finished_run, tmp_path, section, name, value, rerun):
     work = tmp_path / "copy"
     shutil.copytree(finished_run, work, symlinks=True)
     cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["eval"]["max_new_tokens"] += 8  # read by evaluate only (its params); summarize and plots read its scores
+    cfg.setdefault(section, {})[name] = value
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    jobs = planned_jobs(snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n"))
-    assert jobs == {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1, "curves": 1}
+    proc = snakemake(work, "--profile", str(ROOT / "profiles/local"), "--cores", "2", "-n")
+    assert planned_jobs(proc) == rerun
+    if not rerun:
+        assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow

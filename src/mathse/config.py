@@ -598,6 +598,15 @@ class OrmConfig(Section):
         "output branches on its own verdict, and the JSON that follows is only right if that branch is.",
     )
 
+    def judging(self) -> dict:
+        """The settings a judge reads (the judge and reflect rules' params): the backend, and for a model judge
+        its transport, prompt and engine. How a trained ORM is trained is left out (its weights are an input of
+        those rules), so a changed orm.train setting reruns no rule-ORM judge of a finished run."""
+        if self.backend == "rule":
+            return {"backend": "rule"}
+        keys = {"backend", "transport", "name", "prompt_version", "max_new_tokens", "hf", "openai"}
+        return self.model_dump(mode="json", include=keys)
+
 
 class ExtractorConfig(Section):
     backend: Literal["rules", "openai"] = Field(

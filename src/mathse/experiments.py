@@ -42,6 +42,7 @@ AFTER_ROUND0 = [
     ("train", "report_to"),  # watching a run changes no result (config.MONITORING)
     ("train", "metrics_flush_steps"),
     ("reflection",),
+    ("orm",),  # the judge of rounds >= 1 (round 0's teacher paths are checked by math-verify)
     ("train", "init"),
     ("assemble", "verified"),
     ("assemble", "max_correct_per_problem"),

@@ -51,6 +51,8 @@ ORM_WEIGHTS = (
     if CFG.orm.trained and CFG.orm.backend == "model" and CFG.orm.transport == "hf"
     else None
 )
+# What the judge and reflect rules read of the orm section (not how a trained ORM trains: its weights are their input).
+JUDGE_SETTINGS = CFG.orm.judging()
 # The engine of a local model judge (orm.hf.backend); "rule" for the rule ORM and the openai transport.
 JUDGE_ENGINE = CFG.orm.hf.backend if CFG.orm.backend == "model" and CFG.orm.transport == "hf" else "rule"
 STAGES = ["base"] + [f"round_{r}" for r in range(LAST + 1)]

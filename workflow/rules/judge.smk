@@ -12,7 +12,7 @@ rule judge:
     benchmark:
         f"{LOGS}/benchmarks/judge/round_{{round}}.tsv"
     params:
-        orm=config["orm"],
+        orm=JUDGE_SETTINGS,
         answer_check=config["answer_check"],
         backbone=MODEL,
         orm_weights=ORM_WEIGHTS,

@@ -17,7 +17,7 @@ rule reflect:
         answer_check=config["answer_check"],
         seed=config["run"]["seed"],
         # The rewrites are re-checked by the configured judge, as the judge rule runs it.
-        orm=config["orm"],
+        orm=JUDGE_SETTINGS,
         backbone=MODEL,
         orm_weights=ORM_WEIGHTS,
         orm_base=ORM_BASE if ORM_WEIGHTS else None,
