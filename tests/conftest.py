@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import filecmp
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import pytest
-import requests
+# Under pytest-xdist (make test: one worker per core) each worker and the jobs it starts use one torch thread:
+# two workers whose torch threads spin-wait for each other's cores run many times slower than either alone.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import filecmp  # noqa: E402 - after the thread setting, which must precede torch's import
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from mathse.artifacts import PER_ATTEMPT, read_table
 from mathse.config import DataConfig, TinyModelConfig
@@ -36,23 +45,43 @@ def data_dir(tmp_path_factory) -> Path:
     return d
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder made by `make` once per test run: under pytest-xdist the first worker to ask makes it, under a
+    file lock in the run's shared temporary folder, and the others wait for it and read the same folder."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # the workers' folders lie side by side in it
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed while making it
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("model") / "tiny"
-    make_tiny_model(str(d), TinyModelConfig(), DataConfig(), seed=0)
-    return d
+    def make(folder: Path) -> None:
+        make_tiny_model(str(folder / "tiny"), TinyModelConfig(), DataConfig(), seed=0)
+
+    return made_once(tmp_path_factory, "model", make) / "tiny"
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole DAG on tests/config_tiny.yaml, run once per session (test_workflow, test_report). Read it
-    only: a test that reruns, deletes or reports works on a copy (shutil.copytree(..., symlinks=True))."""
+    """The whole DAG on tests/config_tiny.yaml, run once per test run (test_workflow, test_report, test_metrics).
+    Read it only: a test that reruns, deletes or reports works on a copy (shutil.copytree(..., symlinks=True))."""
     from test_workflow import snakemake, write_config
 
-    workdir = tmp_path_factory.mktemp("dag")
-    write_config(workdir)
-    snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
-    return workdir
+    def make(workdir: Path) -> None:
+        write_config(workdir)
+        snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", "2")
+
+    return made_once(tmp_path_factory, "dag", make)
 
 
 # ---------------------------------------------------------------------------------------------------
