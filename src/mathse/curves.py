@@ -121,7 +121,7 @@ def read_run(results: str | Path) -> tuple[pl.DataFrame, pl.DataFrame | None, pl
 def plot_curves(curves: pl.DataFrame, summary: pl.DataFrame | None, path: str | Path) -> None:
     """Left: every round's loss per optimiser step on one axis (continuing across rounds that start from the
     previous round's weights); right: test accuracy per stage and suite."""
-    from mathse.report import _pyplot, _save
+    from mathse.figures import _pyplot, _save
 
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
@@ -158,7 +158,7 @@ def plot_curves(curves: pl.DataFrame, summary: pl.DataFrame | None, path: str | 
 
 def plot_generation(stats: pl.DataFrame, path: str | Path) -> None:
     """Tokens per second and the share of paths cut at max_new_tokens, per rollout round and evaluated stage."""
-    from mathse.report import _pyplot, _save
+    from mathse.figures import _pyplot, _save
 
     plt = _pyplot()
     table = generation_table(stats)

@@ -1,4 +1,4 @@
-"""One declared schema per parquet artifact, checked on every write; atomic writes.
+"""One declared schema per parquet artifact: its columns, their types and what each means.
 
 Join keys: `problem_id` everywhere, plus `round` and `sample_idx` for generated paths.
 Provenance columns (`round`, `model`, `backend`, `prompt_version`, `seed`) say what produced each row.
@@ -6,17 +6,7 @@ Provenance columns (`round`, `model`, `backend`, `prompt_version`, `seed`) say w
 
 from __future__ import annotations
 
-import glob
-import os
-import re
-import socket
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
 import polars as pl
-
-from mathse.faults import failpoint
 
 Str, Int, Float, Bool = pl.String, pl.Int64, pl.Float64, pl.Boolean
 StrList = pl.List(pl.String)
@@ -287,120 +277,3 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 # Columns added after artifacts were first written: a table without one gets it as nulls (what it meant
 # then), so results written before stay readable.
 ADDED_COLUMNS = {name: {"check"} for name in ("distilled", "judgment", "reflection", "score")}
-
-
-class SchemaError(ValueError):
-    """A table does not match its artifact's declared schema."""
-
-
-def empty(name: str) -> pl.DataFrame:
-    return pl.DataFrame(schema=SCHEMAS[name])
-
-
-def conform(df: pl.DataFrame, name: str, where: str = "<table>") -> pl.DataFrame:
-    """Check that `df` has exactly the schema's columns with castable types; return it in schema order."""
-    schema = SCHEMAS[name]
-    added = [c for c in ADDED_COLUMNS.get(name, ()) if c not in df.columns]
-    if added:
-        df = df.with_columns(pl.lit(None, schema[c]).alias(c) for c in added)
-    missing = [c for c in schema if c not in df.columns]
-    extra = [c for c in df.columns if c not in schema]
-    if missing or extra:
-        raise SchemaError(f"{where}: {name} table has missing columns {missing} and unexpected columns {extra}")
-    out = {}
-    for col, dtype in schema.items():
-        series = df.get_column(col)
-        if series.dtype != dtype:
-            try:
-                series = series.cast(dtype, strict=True)
-            except Exception as err:  # noqa: BLE001 - re-raised with the column named
-                raise SchemaError(f"{where}: column {col!r} is {series.dtype}, expected {dtype}: {err}") from None
-        out[col] = series
-    return pl.DataFrame(out)
-
-
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by another user
-        return True
-    return True
-
-
-def atomic_path(path: str | Path) -> tuple[Path, Path]:
-    """`path` and a fresh temporary sibling named for this host and process (`.NAME.HOST-PID.XXXX.tmp`).
-
-    Temporary files of writers that died on this host (their process is gone) are removed; those of live
-    writers, here or on another host sharing the folder, are left alone: two jobs writing the same file
-    (a shared cache entry) both succeed, the last rename winning.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mine = f".{path.name}.{_HOST}-"
-    for stale in path.parent.glob(f"{glob.escape(mine)}*.tmp"):
-        pid = stale.name[len(mine) :].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{mine}{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return path, Path(tmp)
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary sibling of `path`, then rename it to `path`: all or nothing."""
-    path, tmp = atomic_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_table(df: pl.DataFrame, path: str | Path, name: str) -> pl.DataFrame:
-    """Write `df` as artifact `name` to `path`: schema-checked, to a temp file renamed when complete."""
-    df = conform(df, name, where=str(path))
-
-    def write(tmp: Path) -> None:
-        try:
-            df.write_parquet(tmp, compression="zstd", statistics=False)
-        except (OSError, pl.exceptions.ComputeError) as err:  # a full disk surfaces as either
-            raise OSError(f"{path}: could not write the {name} artifact ({err}); nothing was written") from err
-        failpoint(f"write_{name}")  # a crash here must leave no file that looks complete
-
-    write_atomic(path, write)
-    return df
-
-
-def read_table(path: str | Path, name: str) -> pl.DataFrame:
-    """Read artifact `name`, checking its schema (a clear error names the file and the column)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: {name} artifact not found")
-    return conform(pl.read_parquet(path), name, where=str(path))
-
-
-def scan_table(path: str | Path, name: str) -> pl.LazyFrame:
-    """A lazy scan of artifact `name`: the schema is checked from the file's metadata (no data read), so a
-    query reads only the columns and rows it needs."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: {name} artifact not found")
-    schema = SCHEMAS[name]
-    found = pl.read_parquet_schema(path)
-    added = {c for c in ADDED_COLUMNS.get(name, ()) if c not in found}
-    missing = [c for c in schema if c not in found and c not in added]
-    extra = [c for c in found if c not in schema]
-    if missing or extra:
-        raise SchemaError(f"{path}: {name} table has missing columns {missing} and unexpected columns {extra}")
-    cols = [
-        pl.lit(None, t).alias(c) if c in added else pl.col(c) if found[c] == t else pl.col(c).cast(t, strict=True)
-        for c, t in schema.items()
-    ]
-    return pl.scan_parquet(path).select(cols)
-
-
-def write_text_atomic(text: str, path: str | Path) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text))
