@@ -276,5 +276,5 @@ def test_the_core_preset_runs_are_runs_of_the_full_preset():
         return {(r.arm, r.seed): r.config for r in plan(raw).runs}
 
     core, full = runs("paper_core.yaml"), runs("paper_ablations.yaml")
-    assert len(core) == 18 and len(full) == 33
+    assert len(core) == 18 and len(full) == 36
     assert {k: full[k] for k in core} == core
