@@ -58,7 +58,7 @@ test: $(STAMP)
 
 # The edit-test loop: the unit tests, without the whole-DAG and training runs (marker slow).
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests

@@ -737,6 +737,7 @@ def _runlock(workdir: Path, sleep: float) -> subprocess.Popen:
                             text=True, start_new_session=True)  # fmt: skip
 
 
+@pytest.mark.slow  # starts Snakemake three times
 def test_a_killed_run_leaves_no_lock_that_blocks_the_next_and_a_concurrent_one_refuses(tmp_path):
     import signal
 

@@ -140,6 +140,7 @@ def test_orm_metrics_as_the_paper_reports_them():
     assert "| 6 (2 correct) | 50.0 | 75.0 | 66.7 | 50.0 | 16.7 |" in orm_table(m)
 
 
+@pytest.mark.slow  # four Snakemake dry runs
 def test_dry_run_plans_the_orm_rules_only_when_asked(tmp_path):
     write_config(tmp_path, orm__trained=True, orm__backend="model")
     jobs = planned_jobs(snakemake(tmp_path, "-n", "--cores", "2"))
