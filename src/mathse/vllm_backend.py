@@ -128,6 +128,12 @@ def load_engine(
     )
     if cfg.max_model_len is not None:
         kwargs["max_model_len"] = cfg.max_model_len
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # A prompt prefilled in chunks makes vLLM rewind its request's seeded generator, which a CPU generator
+        # cannot do ("CPU Generator does not use offset"): on CPU every prompt is prefilled whole.
+        kwargs["enable_chunked_prefill"] = False
     model_path, lora = base_path, None
     if is_adapter(weights):
         if cfg.lora == "merge":
