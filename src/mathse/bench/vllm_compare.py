@@ -41,13 +41,17 @@ def vllm_env() -> dict[str, str]:
     vLLM binds its OpenMP threads itself; it gets this process's CPUs, the ones the hf backend runs on.
     """
     cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    return {
+    env = {
         **os.environ,
-        "PYTHONPATH": str(Path(mathse.__file__).resolve().parents[1]),
         "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
         "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", cpus),
         "CUDA_VISIBLE_DEVICES": "",
     }
+    # A checkout's src/ goes first; an installed mathse's site-packages must not (it holds .venv's torch).
+    src = Path(mathse.__file__).resolve().parents[1]
+    if src.name == "src":
+        env["PYTHONPATH"] = str(src)
+    return env
 
 
 class VllmWorker:
