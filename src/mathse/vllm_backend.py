@@ -128,6 +128,12 @@ def load_engine(
     )
     if cfg.max_model_len is not None:
         kwargs["max_model_len"] = cfg.max_model_len
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # A prompt prefilled in chunks makes vLLM rewind its request's seeded generator, which a CPU generator
+        # cannot do ("CPU Generator does not use offset"): on CPU every prompt is prefilled whole.
+        kwargs["enable_chunked_prefill"] = False
     model_path, lora = base_path, None
     if is_adapter(weights):
         if cfg.lora == "merge":
@@ -167,6 +173,7 @@ def generate_paths(
     seed_key: tuple[int, ...] = (0,),
     desc: str = "generate",
     stop: Sequence[str] = (),
+    keep_ids: bool = False,
 ) -> list[dict]:
     """generation.generate_paths on vLLM: one row per (problem, sample), in problem order.
 
@@ -214,16 +221,17 @@ def generate_paths(
             n = len(completion.token_ids)
             total_tokens += n
             response, _ = cut_at_stop(tokenizer.decode(completion.token_ids, skip_special_tokens=True), stop)
-            rows.append(
-                {
-                    "problem_id": p["problem_id"],
-                    "sample_idx": completion.index,
-                    "response": response,
-                    "num_tokens": n,
-                    # "stop": an end-of-sequence token (as the hf backend's `finished`); "length": max_tokens.
-                    "finished": completion.finish_reason == "stop",
-                }
-            )
+            row = {
+                "problem_id": p["problem_id"],
+                "sample_idx": completion.index,
+                "response": response,
+                "num_tokens": n,
+                # "stop": an end-of-sequence token (as the hf backend's `finished`); "length": max_tokens.
+                "finished": completion.finish_reason == "stop",
+            }
+            if keep_ids:
+                row["token_ids"] = list(completion.token_ids)
+            rows.append(row)
     elapsed = time.perf_counter() - t0
     log.info(
         "%s: %d paths, %d tokens in %.1f s (%.0f tokens/s, vllm)",

@@ -1,4 +1,4 @@
-"""Run the benchmarks and rewrite BENCHMARKS.md with the machine, versions, command and figures."""
+"""Run the benchmarks and write their figures into BENCHMARKS.md with the machine, versions and command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from mathse.bench import data, generation, images, overhead, sharding, training
+from mathse.bench import data, generation, images, overhead, sharding, training, vllm_compare
 
 PACKAGES = ("torch", "transformers", "polars", "snakemake")
 
@@ -30,14 +30,36 @@ def header(argv: list[str]) -> list[str]:
     ]
 
 
+def split_sections(lines: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The lines before the first `## ` heading, and each section from its heading to the next."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    bounds = [*starts, len(lines)]
+    return lines[: bounds[0]], [lines[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def merge(old: list[str], head: list[str], new_sections: list[list[str]], whole: bool) -> list[str]:
+    """The figures that ran replace their sections of the file (matched by heading) or are added after them;
+    the others keep theirs. A whole run writes its own header; a figure run alone keeps the file's."""
+    old_head, sections = split_sections(old)
+    for section in new_sections:
+        same = [i for i, s in enumerate(sections) if s[0] == section[0]]
+        if same:
+            sections[same[0]] = section
+        else:
+            sections.append(section)
+    return (head if whole or not old_head else old_head) + [line for s in sections for line in s]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m mathse.bench")
-    parser.add_argument("--out", default="BENCHMARKS.md", help="Markdown file to (re)write.")
+    names = ("generation", "training", "sharding", "data", "overhead", "images", "vllm")
+    parser.add_argument("figures", nargs="*", help=f"Run only these figures, of {', '.join(names)} (default: all).")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="Markdown file to write the figures into.")
     parser.add_argument(
         "--finished", default=".", help="Working folder of a finished run for the no-op rerun figure (the demo's)."
     )
-    parser.add_argument("--only", nargs="*", help="Run only these figures (default: all).")
+    parser.add_argument("--only", nargs="*", choices=names, help="Run only these figures (as the positional names).")
     args = parser.parse_args(argv)
     figures = {
         "generation": lambda: generation.section(generation.bench_generation()),
@@ -46,16 +68,25 @@ def main(argv: list[str] | None = None) -> None:
         "data": lambda: data.section(data.bench_data_stages()),
         "overhead": lambda: overhead.section(overhead.bench_overhead(args.finished)),
         "images": lambda: images.section(images.bench_image_cache()),
+        "vllm": lambda: vllm_compare.section(vllm_compare.bench_vllm()),
     }
-    lines = header(argv)
+    chosen = set(args.figures) | set(args.only or [])
+    if chosen - set(names):
+        parser.error(f"unknown figures {sorted(chosen - set(names))}; choose from {', '.join(names)}")
+    sections = []
     for name, run in figures.items():
-        if args.only and name not in args.only:
+        if chosen and name not in chosen:
+            continue
+        if name == "vllm" and not chosen and not vllm_compare.VENV_PYTHON.exists():
+            print(f"vllm: skipped, {vllm_compare.NO_VENV}", flush=True)
             continue
         t0 = time.perf_counter()
         section = run()
         print("\n".join(section), f"({name}: {time.perf_counter() - t0:.0f} s)", sep="\n", flush=True)
-        lines += section
-    Path(args.out).write_text("\n".join(lines))
+        sections.append(section)
+    out = Path(args.out)
+    old = out.read_text().split("\n") if out.exists() else []
+    out.write_text("\n".join(merge(old, header(argv), sections, whole=not chosen)))
 
 
 if __name__ == "__main__":
