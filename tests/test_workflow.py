@@ -235,7 +235,7 @@ def test_deleting_an_artifact_reruns_only_what_depends_on_it(finished_run, tmp_p
         # read by evaluate only (its params); summarize and plots read its scores
         ("eval", "max_new_tokens", 32, {"all": 1, "evaluate": 4, "summarize": 1, "plots": 1, "curves": 1}),
         # read only where an ORM is trained: the rule-ORM judge and the reflections' re-check do not rerun
-        ("orm", "train", {"learning_rate": 1e-3}, {}),
+        ("orm", "train", {"lr": 1e-3}, {}),
     ],
 )
 def test_a_changed_setting_reruns_exactly_the_rules_that_read_it(finished_run, tmp_path, section, name, value, rerun):
