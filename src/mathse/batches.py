@@ -13,9 +13,7 @@ import torch
 
 from mathse.config import TrainConfig
 from mathse.modeling import load_image, prompt_text
-from mathse.packing import image_inputs, pack
-
-IGNORE = -100
+from mathse.packing import IGNORE, image_inputs, pack
 
 
 def encode_examples(
