@@ -62,6 +62,25 @@ def test_several_paths_per_problem_contrast_a_right_path_with_different_wrong_on
     assert sum(judge_path(p["response"], p["answer"], p["solution_steps"])[1] for p in one) == round(0.5 * len(one))
 
 
+def test_a_misread_value_is_carried_through_the_later_steps_as_a_model_would(data_dir):
+    # The model's own wrong paths misread a value and then reason right from it: every step after the misread
+    # one follows from the steps before it, and only the misread step differs from the reference trace there.
+    problems = pl.concat([read_table(data_dir / f"{s}.parquet", "problem") for s in ("seed", "pool")])
+    arith = re.compile(r"(-?\d+) ([-+x]) (-?\d+) = (-?\d+)\.$")
+    carried = 0
+    for p in orm_paths(problems, 0.0, seed=0, stream=0, per_problem=2):
+        status, ok, v = judge_path(p["response"], p["answer"], p["solution_steps"])
+        assert not ok and v.status == "WRONG", p["response"]
+        lines = p["response"].splitlines()
+        steps, final = [line.split(": ", 1)[1] for line in lines[:-1]], lines[-1]
+        for step in steps[v.error_step :]:  # after the error step, right arithmetic (the other steps read values)
+            x, op, y, z = arith.search(step).groups() if arith.search(step) else ("0", "+", "0", "0")
+            assert {"+": int(x) + int(y), "-": int(x) - int(y), "x": int(x) * int(y)}[op] == int(z), p["response"]
+        assert final.rstrip(".").endswith(" " + arith.search(steps[-1]).group(4)), p["response"]  # answer follows
+        carried += v.error_step < len(steps)
+    assert carried > 0  # misreads before the last step, not only last-step slips
+
+
 def test_sampled_paths_keep_the_configured_share_of_right_ones(data_dir, tmp_path):
     from mathse.artifacts import write_table
     from mathse.prompts import format_solution

@@ -1,15 +1,15 @@
 """Training and evaluating a generative ORM (the paper's fine-tuned VLM judge) on the embedded default.
 
 Data (`orm_data` rule): labelled paths - corrupted reference traces (`orm.paths: corrupted`: per problem a right
-path and wrong ones, a misread value at a random step carried to a wrong answer or an arithmetic slip in the last
-step) or the round-0 model's own samples (`sampled`, as the paper) - at `orm.train_correct_fraction`, labelled
-with the paper's JSON (status, error step, analysis, suggestion): right paths by the answer check, wrong paths
-annotated by the teacher (`teacher.backend`: the programmatic teacher from the reference trace, or GPT-4o as in
-the paper). Seed and pool problems train it; the held-out suite's problems evaluate it. The ORM learns to answer
-the ORM prompt (`mathse.prompts.orm_prompt`) with that JSON, through the same `train` code as the backbone: the
-whole prompt is the training row's `question` and the solver prompt version `raw` passes it as is. Each path's
-final line alone, with its status only, is a curriculum for the comparison that decides a verdict
-(`orm.final_line_examples`, `orm.final_line_steps`); the label-only rows are Table 5's other arm.
+path and wrong ones, a misread value at a random step that the later steps reason from, to a wrong answer, or an
+arithmetic slip in the last step) or the round-0 model's own samples (`sampled`, as the paper) - at
+`orm.train_correct_fraction`, labelled with the paper's JSON (status, error step, analysis, suggestion): right
+paths by the answer check, wrong paths annotated by the teacher (`teacher.backend`: the programmatic teacher from
+the reference trace, or GPT-4o as in the paper). Seed and pool problems train it; the held-out suite's problems
+evaluate it. The ORM learns to answer the ORM prompt (`mathse.prompts.orm_prompt`) with that JSON, through the same
+`train` code as the backbone: the whole prompt is the training row's `question` and the solver prompt version `raw`
+passes it as is. Each path's final line alone, with its status only, is a curriculum for the comparison that
+decides a verdict (`orm.final_line_examples`, `orm.final_line_steps`); the label-only rows are Table 5's other arm.
 
 Evaluation (`orm_evaluate` rule), as the paper reports it: accuracy on correct paths, on wrong paths,
 overall, and error-step agreement (wrong paths whose predicted step equals the labelled one); unparsable
@@ -37,15 +37,42 @@ log = logging.getLogger(__name__)
 _NUM_RE = re.compile(r"-?\d+")
 
 
+_ARITH_RE = re.compile(r"^(.*?)(-?\d+) ([-+x]) (-?\d+) = (-?\d+)\.$")
+
+
 def _misread(steps: list[str], answer: str, k: int, rng: np.random.Generator) -> tuple[list[str], str] | None:
-    """Step k (0-based) states a wrong number; the reasoning carries on to a wrong final answer."""
+    """Step k (0-based) states a wrong number, and the steps after it reason from that number as a model that
+    misread it would: their arithmetic is redone with it, to a wrong final answer. Step k is then the only
+    step that does not follow from the image and the steps before it (the model's own wrong paths look like
+    this: a misread value, then right arithmetic). None when the path cannot be made so."""
     nums = list(_NUM_RE.finditer(steps[k]))
     if not nums or not answer.lstrip("-").isdigit():
         return None
     m = nums[-1]
-    delta = int(rng.choice([-2, -1, 1, 2]))
-    wrong_step = steps[k][: m.start()] + str(int(m.group()) + delta) + steps[k][m.end() :]
-    return steps[:k] + [wrong_step] + steps[k + 1 :], str(int(answer) + delta)
+    old = int(m.group())
+    deltas = [d for d in (-2, -1, 1, 2) if old + d >= 0]  # a count or a length is never read as negative
+    new = old + int(rng.choice(deltas))
+    out = steps[:k] + [steps[k][: m.start()] + str(new) + steps[k][m.end() :]]
+    changed = {old: new}
+    for step in steps[k + 1 :]:
+        a = _ARITH_RE.match(step)
+        if not a or not changed.keys() & {int(a.group(2)), int(a.group(4))}:
+            out.append(step)
+            continue
+        head, x, op, y, z = a.group(1), int(a.group(2)), a.group(3), int(a.group(4)), int(a.group(5))
+        if x in changed:  # one operand stands for the misread value (the first, where both are equal)
+            x = changed.pop(x)
+        else:
+            y = changed.pop(y)
+        if op == "-" and x < y:  # the larger value minus the smaller, as the reference writes it
+            x, y = y, x
+        result = x + y if op == "+" else x - y if op == "-" else x * y
+        changed[z] = result
+        out.append(f"{head}{x} {op} {y} = {result}.")
+    final = changed.get(int(answer))  # None: the misread value never reached the answer
+    if final is None or final == int(answer):
+        return None
+    return out, str(final)
 
 
 def _slip(steps: list[str], answer: str) -> tuple[list[str], str] | None:
