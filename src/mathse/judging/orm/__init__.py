@@ -24,14 +24,10 @@ import polars as pl
 from mathse.artifacts import read_table, write_table
 from mathse.config import OrmConfig, VllmConfig
 from mathse.judging.orm.model import model_judge_table
-from mathse.judging.orm.rule import (
-    judge_path as judge_path,  # re-exported: orm_train.py imports it from mathse.judging.orm
-)
+from mathse.judging.orm.rule import judge_path as judge_path  # re-exported: orm_train.py imports it from here
 from mathse.judging.orm.rule import judge_table
 from mathse.judging.orm.verdict import INVALID
-from mathse.judging.orm.verdict import (
-    Verdict as Verdict,  # re-exported: orm_train.py imports it from mathse.judging.orm
-)
+from mathse.judging.orm.verdict import Verdict as Verdict  # re-exported: orm_train.py imports it from here
 
 log = logging.getLogger(__name__)
 
