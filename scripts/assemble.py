@@ -1,8 +1,8 @@
 """Rule assemble: cumulative training set and remaining pool -> results/round_{r}/{train,remain}.parquet."""
 
-from mathse.assemble import assemble_round, assemble_round0
 from mathse.config import AssembleConfig
 from mathse.logs import setup_logging
+from mathse.training.assemble import assemble_round, assemble_round0
 
 
 def main(smk) -> None:

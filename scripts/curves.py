@@ -1,8 +1,8 @@
 """Rule curves: the rounds' per-step training metrics (round_{r}/adapter/train_metrics.parquet), the summary and
 the generation stats -> results/report/curves.png (loss per round, accuracy beside it) and generation.png."""
 
-from mathse.curves import make_curves
 from mathse.logs import setup_logging
+from mathse.reporting.curves import make_curves
 
 
 def main(smk) -> None:

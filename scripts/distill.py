@@ -2,10 +2,10 @@
 -> results/round_0/distilled.parquet (with ORM verdicts)
 and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
-from mathse import checks
 from mathse.config import TeacherConfig
+from mathse.judging import checks
+from mathse.judging.teacher import distill
 from mathse.logs import setup_logging
-from mathse.teacher import distill
 
 
 def main(smk) -> None:

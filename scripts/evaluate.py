@@ -1,11 +1,11 @@
 """Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet, and
 the job's generation stats -> results/{stage}/evaluate_stats/{suite}.parquet."""
 
-from mathse import checks
 from mathse.config import EvalConfig, ModelConfig, VllmConfig
+from mathse.generation.rollout import run_evaluate
+from mathse.judging import checks
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.rollout import run_evaluate
 
 
 def main(smk) -> None:

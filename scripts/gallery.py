@@ -1,7 +1,7 @@
 """Rule gallery: one round's paths, ORM verdicts and reflections -> results/report/gallery/round_{r}.html."""
 
 from mathse.logs import setup_logging
-from mathse.report import make_gallery
+from mathse.reporting.report import make_gallery
 
 
 def main(smk) -> None:

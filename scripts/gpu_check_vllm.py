@@ -3,8 +3,8 @@
     python scripts/gpu_check_vllm.py [--workdir DIR] [--problems 6]
 
 Needs a CUDA GPU and an environment with vllm, transformers, peft and this package (envs/vllm.yaml). In a
-few minutes it makes the tiny Qwen2-VL model (mathse.tiny_model, head_dim 64, which every attention backend
-takes), draws procedural problems with images (mathse.data.generate_split) and checks, in float32:
+few minutes it makes the tiny Qwen2-VL model (mathse.training.tiny_model, head_dim 64, which every attention backend
+takes), draws procedural problems with images (mathse.problems.data.generate_split) and checks, in float32:
   1. base model: vLLM greedy paths (images as multimodal inputs) == the transformers backend's, row for row;
   2. a peft LoRA adapter served through vLLM's LoRA support == transformers on the merged adapter;
   3. the same adapter with `vllm.lora: merge` (merged once into {adapter}_merged/) == transformers;
@@ -44,9 +44,9 @@ def prepare(workdir: Path, n_problems: int) -> tuple[list[dict], Path]:
     from peft import LoraConfig, get_peft_model
 
     from mathse.config import DataConfig, LoraSettings
-    from mathse.data import generate_split
     from mathse.modeling import load_model
-    from mathse.tiny_model import make_tiny_model
+    from mathse.problems.data import generate_split
+    from mathse.training.tiny_model import make_tiny_model
 
     cfg = model_config(workdir)
     make_tiny_model(cfg.path, cfg.tiny, DataConfig(), seed=0)
@@ -61,7 +61,7 @@ def prepare(workdir: Path, n_problems: int) -> tuple[list[dict], Path]:
 
 
 def hf_paths(workdir: Path, weights: Path | None, problems: list[dict]) -> list[dict]:
-    from mathse.rollout import LazyModel
+    from mathse.generation.rollout import LazyModel
 
     return LazyModel(model_config(workdir), str(weights) if weights else None).generate(problems, **GREEDY)
 
@@ -69,7 +69,7 @@ def hf_paths(workdir: Path, weights: Path | None, problems: list[dict]) -> list[
 def vllm_case(workdir: Path, case: str) -> None:
     """Subprocess: one vLLM engine for `case` (base, adapter, merge); rows written to {case}.json."""
     from mathse.config import VllmConfig
-    from mathse.rollout import LazyModel
+    from mathse.generation.rollout import LazyModel
 
     problems = json.loads((workdir / "problems.json").read_text())
     weights = None if case == "base" else str(workdir / "adapter")
@@ -111,7 +111,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("FAIL: no CUDA device (this check is for a GPU machine; on CPU run tests/test_vllm.py)")
         return 1
-    from mathse.vllm_backend import require_vllm
+    from mathse.generation.vllm_backend import require_vllm
 
     require_vllm()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mathse_gpu_vllm_"))

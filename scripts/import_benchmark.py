@@ -1,9 +1,9 @@
 """Rule import_benchmark: a benchmark's local files -> results/data/bench/{suite}.parquet, images beside it,
 {suite}.quarantine.jsonl (rows that could not be used, with the reason) and {suite}.contamination.jsonl."""
 
-from mathse.benchmarks import import_benchmark
 from mathse.config import BenchmarkSource
 from mathse.logs import setup_logging
+from mathse.problems.benchmarks import import_benchmark
 
 
 def main(smk) -> None:

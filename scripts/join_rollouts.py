@@ -1,8 +1,8 @@
 """Rule join_rollouts (rollout.parallel_jobs > 1): the round's rollout parts -> results/round_{r}/rollouts.parquet,
 and their generation stats -> rollout_stats.parquet."""
 
+from mathse.generation.rollout import join_generation_stats, join_rollout_parts
 from mathse.logs import setup_logging
-from mathse.rollout import join_generation_stats, join_rollout_parts
 
 
 def main(smk) -> None:

@@ -1,10 +1,10 @@
 """Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet, the judge's
 agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
-from mathse import checks
 from mathse.config import VllmConfig
+from mathse.judging import checks
+from mathse.judging.orm import judge_config, run_judge
 from mathse.logs import setup_logging
-from mathse.orm import judge_config, run_judge
 
 
 def main(smk) -> None:

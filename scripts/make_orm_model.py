@@ -2,10 +2,10 @@
 prompt and verdict words -> results/orm/model/ (Hugging Face format, as make_tiny_model)."""
 
 from mathse.config import DataConfig, TinyModelConfig
+from mathse.judging.orm_train import orm_corpus
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.orm_train import orm_corpus
-from mathse.tiny_model import make_tiny_model
+from mathse.training.tiny_model import make_tiny_model
 
 
 def main(smk) -> None:

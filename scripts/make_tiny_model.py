@@ -3,7 +3,7 @@
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.tiny_model import make_tiny_model
+from mathse.training.tiny_model import make_tiny_model
 
 
 def main(smk) -> None:

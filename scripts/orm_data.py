@@ -2,10 +2,10 @@
 (ORM prompt -> JSON verdict), results/orm/eval_paths.parquet (held-out suite problems), the teacher's API cost
 and the paths whose annotation was unusable (quarantine)."""
 
-from mathse import checks
 from mathse.config import OrmConfig, TeacherConfig
+from mathse.judging import checks
+from mathse.judging.orm_train import build_orm_data
 from mathse.logs import setup_logging
-from mathse.orm_train import build_orm_data
 
 
 def main(smk) -> None:

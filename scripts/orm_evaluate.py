@@ -1,11 +1,11 @@
 """Rule orm_evaluate: the trained ORM judges held-out labelled paths -> results/orm/eval.parquet and the
 paper's metrics (accuracy on correct / wrong paths, overall, error-step agreement) -> results/orm/eval.md."""
 
-from mathse import checks
 from mathse.config import OrmConfig
+from mathse.judging import checks
+from mathse.judging.orm_train import evaluate_orm
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.orm_train import evaluate_orm
 
 
 def main(smk) -> None:

@@ -2,9 +2,9 @@
 the seed part or of a suite -> results/orm/rollouts/{seed,suite_NAME}.parquet, the ORM's paths to label."""
 
 from mathse.config import ModelConfig, RolloutConfig, VllmConfig
+from mathse.generation.rollout import run_rollout
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.rollout import run_rollout
 
 
 def main(smk) -> None:

@@ -1,8 +1,8 @@
 """Rule orm_table5: the paper's Table 5 - the label-only ORM (results/orm/binary/) beside the step-and-analysis
 ORM (results/orm/) on the same held-out paths, with each one's training time -> results/orm/table5.md."""
 
+from mathse.judging.orm_train import table5
 from mathse.logs import setup_logging
-from mathse.orm_train import table5
 
 
 def main(smk) -> None:

@@ -2,11 +2,11 @@
 results/orm/train.parquet -> results/orm/adapter/ (first on the final lines alone with orm.final_line_steps)."""
 
 from mathse.config import ModelConfig, TrainConfig
+from mathse.judging.orm_train import train_orm
 from mathse.logs import setup_logging
-from mathse.metrics import watch_settings
 from mathse.modeling import setup_torch
-from mathse.orm_train import train_orm
 from mathse.prompts import RAW_PROMPT_VERSION
+from mathse.training.metrics import watch_settings
 
 
 def main(smk) -> None:

@@ -2,7 +2,7 @@
 API-use page results/report/api_cost.html."""
 
 from mathse.logs import setup_logging
-from mathse.report import make_plots
+from mathse.reporting.report import make_plots
 
 FIGURES = ("table", "accuracy", "transitions", "training", "pool", "pass_at_k", "orm", "runtimes", "cost")
 

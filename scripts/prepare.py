@@ -1,8 +1,8 @@
 """Rule prepare: procedural problems -> results/data/{seed,pool}.parquet, results/data/bench/{suite}.parquet."""
 
 from mathse.config import DataConfig
-from mathse.data import prepare
 from mathse.logs import setup_logging
+from mathse.problems.data import prepare
 
 
 def main(smk) -> None:

@@ -2,11 +2,11 @@
 -> results/round_{r}/reflections.parquet and results/round_{r}/reflect_cost.parquet (API requests, tokens,
 cache hits)."""
 
-from mathse import checks
 from mathse.config import ReflectionConfig, TeacherConfig, VllmConfig
+from mathse.judging import checks
+from mathse.judging.orm import judge_config
+from mathse.judging.teacher import reflect
 from mathse.logs import setup_logging
-from mathse.orm import judge_config
-from mathse.teacher import reflect
 
 
 def main(smk) -> None:

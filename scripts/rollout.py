@@ -3,9 +3,9 @@ results/round_{r}/rollouts.parquet and its generation stats rollout_stats.parque
 rollouts.part{p}.parquet, rollout_stats.part{p}.parquet)."""
 
 from mathse.config import ModelConfig, RolloutConfig, VllmConfig
+from mathse.generation.rollout import run_rollout
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch
-from mathse.rollout import run_rollout
 
 
 def main(smk) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mathse.logs import setup_logging
-from mathse.summarize import summarize
+from mathse.reporting.summarize import summarize
 
 
 def main(smk) -> None:

@@ -3,9 +3,9 @@
 from mathse.config import ModelConfig, TrainConfig
 from mathse.experiments import matched_steps
 from mathse.logs import setup_logging
-from mathse.metrics import watch_settings
 from mathse.modeling import setup_torch
-from mathse.train import launch, round_train_config
+from mathse.training.metrics import watch_settings
+from mathse.training.train import launch, round_train_config
 
 
 def main(smk) -> None:

@@ -25,8 +25,8 @@ from filelock import FileLock  # noqa: E402
 
 from mathse.artifacts import PER_ATTEMPT, read_table
 from mathse.config import DataConfig, TinyModelConfig
-from mathse.data import prepare
-from mathse.tiny_model import make_tiny_model
+from mathse.problems.data import prepare
+from mathse.training.tiny_model import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,20 +341,21 @@ def planted_key() -> str:
 
 @pytest.fixture(scope="session")
 def served_model(tiny_model_dir, planted_key, tmp_path_factory):
-    """`python -m mathse.serve` on loopback serving the tiny model, requiring the planted key; stopped at the end.
+    """`python -m mathse.generation.serve` on loopback serving the tiny model, requiring the planted key; stopped at
+    the end.
 
     Yields (base_url, served model name, the server's log file).
     """
     port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     env = {**os.environ, PLANTED_KEY_ENV: planted_key, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "mathse.serve", str(tiny_model_dir), "--port", str(port)]
+    cmd = [sys.executable, "-m", "mathse.generation.serve", str(tiny_model_dir), "--port", str(port)]
     cmd += ["--served-model-name", "tiny-teacher", "--api-key-env", PLANTED_KEY_ENV, "--threads", "1"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        wait_for_server(proc, base_url, log_path, "mathse.serve", 120)
+        wait_for_server(proc, base_url, log_path, "mathse.generation.serve", 120)
         yield base_url, "tiny-teacher", log_path
     finally:
         proc.terminate()

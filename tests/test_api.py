@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mathse.api import ChatClient, EndpointError, cache_key, public_url
 from mathse.artifacts import read_table
 from mathse.config import EndpointConfig, ExtractorConfig, TeacherConfig
-from mathse.extractor import LlmExtractor
-from mathse.scoring import score_table
-from mathse.teacher import distill
+from mathse.judging.api import ChatClient, EndpointError, cache_key, public_url
+from mathse.judging.extractor import LlmExtractor
+from mathse.judging.scoring import score_table
+from mathse.judging.teacher import distill
 
 KEY_ENV = "MATHSE_FAULT_TEST_KEY"
 
@@ -240,7 +240,7 @@ def test_reflect_sends_the_wrong_path_the_orm_feedback_and_the_image(data_dir, t
     from test_serve import wrong_paths
 
     from mathse.config import ReflectionConfig
-    from mathse.teacher import reflect
+    from mathse.judging.teacher import reflect
 
     wrong_paths(data_dir, tmp_path / "j.parquet", n=2)
     judged = read_table(tmp_path / "j.parquet", "judgment")

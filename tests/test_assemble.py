@@ -3,8 +3,8 @@
 import polars as pl
 
 from mathse.artifacts import read_table, write_table
-from mathse.assemble import assemble_round, assemble_round0
 from mathse.config import AssembleConfig
+from mathse.training.assemble import assemble_round, assemble_round0
 
 
 def _row(pid, sample_idx, response, status, round_=1):

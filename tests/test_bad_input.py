@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from mathse.artifacts import SchemaError, read_table
-from mathse.orm.rule import judge_path
-from mathse.validate import check_problems
+from mathse.judging.orm.rule import judge_path
+from mathse.problems.validate import check_problems
 
 
 def _row(pid, images, **kw):

@@ -15,7 +15,7 @@ def test_batched_greedy_equals_one_request_at_a_time(tiny_model_dir, data_dir):
     import polars as pl
 
     from mathse.bench.generation import generate_one_at_a_time
-    from mathse.generation import generate_paths
+    from mathse.generation.hf_backend import generate_paths
     from mathse.modeling import load_model, load_processor
 
     processor, model = load_processor(str(tiny_model_dir)), load_model(str(tiny_model_dir))
@@ -32,7 +32,7 @@ def test_batched_greedy_equals_one_request_at_a_time(tiny_model_dir, data_dir):
 def test_generation_bench_reports_both_variants(tmp_path):
     from mathse.bench.generation import compare
     from mathse.config import DataConfig, TinyModelConfig
-    from mathse.tiny_model import make_tiny_model
+    from mathse.training.tiny_model import make_tiny_model
 
     make_tiny_model(str(tmp_path / "m"), TinyModelConfig(), DataConfig(), seed=0)
     r = compare(str(tmp_path / "m"), 3, 2, max_new_tokens=8, tmp=str(tmp_path))

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from mathse.artifacts import SCHEMAS, read_table, write_table
-from mathse.benchmarks import import_benchmark, report_paths
-from mathse.benchmarks.contamination import find_contamination, question_key
-from mathse.benchmarks.files import BenchmarkFormatError
-from mathse.benchmarks.formats import parse_inline_choices
+from mathse.problems.benchmarks import import_benchmark, report_paths
+from mathse.problems.benchmarks.contamination import find_contamination, question_key
+from mathse.problems.benchmarks.files import BenchmarkFormatError
+from mathse.problems.benchmarks.formats import parse_inline_choices
 
 
 def quarantine_of(out: Path) -> list[dict]:

@@ -9,7 +9,7 @@ import pytest
 
 from mathse.artifacts import PROBLEM, read_table
 from mathse.config import DataConfig
-from mathse.data import FAMILIES, make_problem, prepare
+from mathse.problems.data import FAMILIES, make_problem, prepare
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from test_model import _train_table, tiny_internvl_dir  # noqa: F401 (a fixture)
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import TrainConfig
-from mathse.train import accumulation, launch
+from mathse.training.train import accumulation, launch
 
 
 def test_accumulation_keeps_the_global_batch():
@@ -81,7 +81,7 @@ def test_two_processes_train_the_weights_of_one(method, distributed, model, data
 LAUNCH = """
     from mathse.config import TrainConfig
     from mathse.logs import setup_logging
-    from mathse.train import launch
+    from mathse.training.train import launch
     setup_logging("{log}")
     cfg = TrainConfig(lr=1e-3, num_train_epochs=1, min_steps=6, max_steps=6, save_steps=2,
                       per_device_train_batch_size=2, global_batch_size=4, num_processes=2, distributed="fsdp")

@@ -35,9 +35,9 @@ RUN_ELSEWHERE = {
         '"-c", "requirements.txt", "."',
         "in a copy of the package, into a fresh venv",
     ),
-    ("docs/backends.md", ".venv/bin/python -m mathse.serve results/model/tiny --port 8000"): (
+    ("docs/backends.md", ".venv/bin/python -m mathse.generation.serve results/model/tiny --port 8000"): (
         "tests/conftest.py::served_model",
-        '"-m", "mathse.serve", str(tiny_model_dir), "--port"',
+        '"-m", "mathse.generation.serve", str(tiny_model_dir), "--port"',
         "on a session tiny model and a free port, with a required key; tests/test_serve.py talks to it",
     ),
     ("docs/backends.md", "bash scripts/setup_vllm_cpu.sh"): (

@@ -255,7 +255,7 @@ def test_experiment_rules_get_the_profiles_cluster_resources(tmp_path):
 
 def test_round_training_settings():
     from mathse.config import TrainConfig
-    from mathse.train import plan_steps, round_train_config
+    from mathse.training.train import plan_steps, round_train_config
 
     cfg = TrainConfig(min_steps=200, round0_min_steps=1000, num_train_epochs=1, per_device_train_batch_size=16)
     assert plan_steps(100, round_train_config(cfg, 0)) == 1000

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mathse.grading import answers_match, extract_answer
+from mathse.judging.grading import answers_match, extract_answer
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_overlong_answer_is_not_sent_to_sympy():
 def test_column_wise_normalize_and_number_equal_the_python_ones():
     import polars as pl
 
-    from mathse.grading import _as_number, normalize, normalize_expr, number_expr
+    from mathse.judging.grading import _as_number, normalize, normalize_expr, number_expr
 
     texts = [
         " $8$ ",

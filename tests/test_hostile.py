@@ -28,9 +28,9 @@ from conftest import ROOT, draw_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mathse import checks
 from mathse.artifacts import read_table, write_table
-from mathse.scoring import SCORINGS
+from mathse.judging import checks
+from mathse.judging.scoring import SCORINGS
 
 CORPUS = Path(__file__).parent / "hostile"
 CHECK_TIMEOUT = 2.0  # seconds per answer check in these tests (the default is 5): ordinary ones take ms
@@ -179,10 +179,10 @@ def test_mathse_score_of_the_hostile_corpus_is_bounded_and_counts_none_of_it(hos
 JUDGE = """
     import json, sys
     import polars as pl
-    from mathse import checks
+    from mathse.judging import checks
     from mathse.artifacts import read_table, write_table
-    from mathse.orm import run_judge
-    from mathse.orm.rule import judge_table, judge_table_per_row
+    from mathse.judging.orm import run_judge
+    from mathse.judging.orm.rule import judge_table, judge_table_per_row
     checks.configure(timeout_s={timeout})
     responses = [json.loads(l) for l in open("responses.jsonl")]
     rollouts = pl.DataFrame(responses).with_columns(
@@ -257,10 +257,11 @@ def adversarial() -> dict[str, str]:
 
 
 def pattern_calls():
-    from mathse import grading, prompts
-    from mathse.benchmarks import formats
-    from mathse.orm import verdict
-    from mathse.scoring import common, mathvision, mathvista
+    from mathse import prompts
+    from mathse.judging import grading
+    from mathse.judging.orm import verdict
+    from mathse.judging.scoring import common, mathvision, mathvista
+    from mathse.problems.benchmarks import formats
 
     return {
         "grading answer pattern (extract_answer)": grading.extract_answer,
@@ -295,7 +296,7 @@ def test_the_old_answer_pattern_was_quadratic_and_the_new_one_agrees_with_it_on_
     """The adversarial strings do hit backtracking: the pattern before issue 14 takes seconds on 1/10 of one."""
     import re
 
-    from mathse.grading import extract_answer
+    from mathse.judging.grading import extract_answer
     from mathse.prompts import ANSWER_PREFIX
 
     old = re.compile(re.escape(ANSWER_PREFIX) + r"\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -328,7 +329,7 @@ def test_a_check_past_its_limit_is_a_timeout_verdict_from_any_thread(short_check
     """The limit holds outside the main thread (math-verify's signal timeout would raise there)."""
     import threading
 
-    from mathse.grading import check_answer
+    from mathse.judging.grading import check_answer
 
     results = {}
 
@@ -369,8 +370,9 @@ def _problem(answer: str, answer_type: str = "text", choices: list[str] | None =
 @PROPERTY
 @given(text=TEXTS)
 def test_extraction_never_raises_and_agrees_column_wise(text, watchdog):
-    from mathse import grading, prompts
-    from mathse.scoring import common, mathvision
+    from mathse import prompts
+    from mathse.judging import grading
+    from mathse.judging.scoring import common, mathvision
 
     for fn in (grading.extract_answer, common.extract_common, common.answer_is, common.strip_units,
                common.parse_list, grading.normalize, prompts.parse_steps, common.last_number,
@@ -383,9 +385,9 @@ def test_extraction_never_raises_and_agrees_column_wise(text, watchdog):
 @PROPERTY
 @given(text=TEXTS, suite=st.sampled_from(SCORINGS), as_answer=st.booleans())
 def test_checking_never_raises_and_returns_within_the_bound(text, suite, as_answer, short_checks, watchdog):
-    from mathse.grading import check_answer
-    from mathse.orm.rule import judge_path_checked
-    from mathse.scoring import score_response
+    from mathse.judging.grading import check_answer
+    from mathse.judging.orm.rule import judge_path_checked
+    from mathse.judging.scoring import score_response
 
     t0 = time.monotonic()
     if as_answer and text.strip():  # the random text as a problem's reference answer
@@ -417,7 +419,7 @@ def png_bomb(width: int, height: int) -> bytes:
 
 
 def test_mathse_import_quarantines_escapes_links_specials_bombs_and_broken_images(tmp_path):
-    from mathse.validate import MAX_IMAGE_BYTES
+    from mathse.problems.validate import MAX_IMAGE_BYTES
 
     outside = tmp_path / "secret.png"  # a valid image outside the data folder: must never be copied
     outside.write_bytes(draw_image("secret"))
@@ -476,7 +478,7 @@ def test_mathse_import_quarantines_escapes_links_specials_bombs_and_broken_image
 
 
 def _client_error(cfg, monkeypatch, key: str) -> str:
-    from mathse.api import ChatClient
+    from mathse.judging.api import ChatClient
 
     monkeypatch.setenv("MATHSE_HOSTILE_KEY", key)
     with pytest.raises(ValueError) as err:
@@ -491,7 +493,7 @@ def test_an_api_key_with_a_newline_or_space_is_refused_without_echoing_it(monkey
     for key in ["sk-SECRETpart1\nsk-SECRETpart2", "sk-SECRET with-space", "sk-SECRET\x07"]:
         msg = _client_error(cfg, monkeypatch, key)
         assert "SECRET" not in msg and "$MATHSE_HOSTILE_KEY" in msg
-    from mathse.api import ChatClient
+    from mathse.judging.api import ChatClient
 
     monkeypatch.setenv("MATHSE_HOSTILE_KEY", "  sk-SECRET-ok \n")
     assert ChatClient(cfg)._key == "sk-SECRET-ok"  # stripped
@@ -511,8 +513,8 @@ def test_api_key_env_must_be_a_name_and_a_pasted_key_is_never_echoed():
 
 
 def test_a_key_goes_over_plain_http_to_loopback_only_and_by_default_to_openai_only(monkeypatch):
-    from mathse.api import read_api_key
     from mathse.config import EndpointConfig
+    from mathse.judging.api import read_api_key
 
     monkeypatch.setenv("MATHSE_HOSTILE_KEY", "sk-SECRET")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-OPENAI")
@@ -531,8 +533,8 @@ def test_a_key_goes_over_plain_http_to_loopback_only_and_by_default_to_openai_on
 
 
 def test_every_error_around_a_request_is_scrubbed_before_it_is_logged(monkeypatch, tmp_path, caplog):
-    from mathse.api import ChatClient, EndpointError
     from mathse.config import EndpointConfig
+    from mathse.judging.api import ChatClient, EndpointError
 
     class LeakySession:
         def post(self, url, json=None, headers=None, timeout=None):
@@ -549,14 +551,14 @@ def test_every_error_around_a_request_is_scrubbed_before_it_is_logged(monkeypatc
 
 
 # ---------------------------------------------------------------------------------------------------
-# mathse.serve against a hostile client (a stand-in generator: no model needed for the checks before it)
+# mathse.generation.serve against a hostile client (a stand-in generator: no model needed for the checks before it)
 
 
 class EchoGenerator:
     name = "echo"
 
     def chat(self, body: dict) -> dict:
-        from mathse.serve import parse_request
+        from mathse.generation.serve import parse_request
 
         _, images, settings = parse_request(body)
         text = f"{len(images)} images, {settings['max_tokens']} tokens"
@@ -567,7 +569,7 @@ class EchoGenerator:
 def echo_server(monkeypatch):
     import threading
 
-    from mathse import serve
+    from mathse.generation import serve
 
     monkeypatch.setattr(serve, "SOCKET_TIMEOUT_S", 1.0)
     server = serve.make_server(EchoGenerator(), api_key="sk-SERVE", max_connections=3)
@@ -670,7 +672,7 @@ class _Planted:
 def test_a_checkpoint_that_would_run_code_on_load_is_ignored(tmp_path):
     import torch
 
-    from mathse.train import Checkpoint
+    from mathse.training.train import Checkpoint
 
     marker = tmp_path / "code-ran"
     ckpt = Checkpoint(tmp_path / "ckpt", "key")

@@ -1,9 +1,22 @@
-"""Layout: modules a reader can hold in their head (issue #17 item 4: none over 400 lines)."""
+"""Layout (issue #17 item 4): modules a reader can hold in their head (none over 400 lines), grouped into
+subpackages by stage of the data flow, with only infrastructure every stage uses left at the top."""
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
+
+# docs/development.md's map of the package; a new module goes into the stage it serves.
+STAGES = {
+    "problems": {"benchmarks", "data", "sources", "validate"},
+    "generation": {"hf_backend", "rollout", "serve", "vllm_backend"},
+    "judging": {"api", "checks", "extractor", "grading", "orm", "orm_train", "scoring", "teacher"},
+    "training": {"assemble", "batches", "checkpoint", "metrics", "packing", "sharding", "tiny_model", "train"},
+    "reporting": {"curves", "figures", "report", "report_pages", "report_tables", "summarize"},
+}
+INFRASTRUCTURE = {
+    "artifacts", "bench", "cli", "config", "experiments", "faults", "logs", "modeling", "prompts", "runlock", "shards",
+}  # fmt: skip
 
 
 def long_modules(package: Path, limit: int = MAX_LINES) -> list[str]:
@@ -14,6 +27,20 @@ def long_modules(package: Path, limit: int = MAX_LINES) -> list[str]:
         if n > limit:
             found.append(f"{path.relative_to(package.parent)}: {n} lines")
     return found
+
+
+def members(package: Path) -> set[str]:
+    """The modules and subpackages directly in `package`, by name (no __init__ or __main__)."""
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "__main__"}
+    return modules | {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+
+
+def test_the_package_is_grouped_by_stage():
+    package = ROOT / "src/mathse"
+    assert members(package) == set(STAGES) | INFRASTRUCTURE, "a new module goes into its stage's subpackage"
+    for stage, modules in STAGES.items():
+        assert members(package / stage) == modules, stage
+        assert (package / stage / "__init__.py").read_text().startswith('"""'), f"{stage}: say what the stage holds"
 
 
 def test_no_module_is_over_400_lines():

@@ -15,12 +15,12 @@ from test_reliability import run_killed
 
 from mathse.artifacts import SCHEMAS, read_table, write_table
 from mathse.config import ConfigError, TrainConfig, load_config
-from mathse.metrics import METRICS_FILE, SCALARS, Trackers, kept_rows
+from mathse.training.metrics import METRICS_FILE, SCALARS, Trackers, kept_rows
 
 TRAIN = """
     from mathse.config import TrainConfig
     from mathse.logs import setup_logging
-    from mathse.train import train
+    from mathse.training.train import train
     setup_logging("{log}")
     cfg = TrainConfig(num_train_epochs=1, min_steps=12, max_steps=12, save_steps=4, per_device_train_batch_size=4,
                       metrics_flush_steps=3, report_to=["tensorboard"])
@@ -157,7 +157,7 @@ def test_each_round_of_the_dag_reports_its_steps_to_tensorboard_under_its_run_na
 def test_the_orms_curriculum_stage_and_whole_set_training_are_two_jobs_of_its_metrics(
     tmp_path, train_table, tiny_model_dir
 ):
-    from mathse.orm_train import train_orm
+    from mathse.judging.orm_train import train_orm
 
     rows = read_table(train_table, "train")
     finals = rows.head(4).with_columns(pl.col("problem_id") + "#final")

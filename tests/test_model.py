@@ -10,11 +10,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import ModelConfig, RolloutConfig, TrainConfig
-from mathse.generation import generate_paths
+from mathse.generation.hf_backend import generate_paths
+from mathse.generation.rollout import run_rollout
 from mathse.modeling import load_model, load_processor
 from mathse.prompts import format_solution
-from mathse.rollout import run_rollout
-from mathse.train import train
+from mathse.training.train import train
 
 
 def test_tiny_model_loads_with_auto_classes(tiny_model_dir):
@@ -157,7 +157,7 @@ def test_training_lowers_the_loss_and_saves_loadable_weights(method, tiny_model_
 @pytest.fixture(scope="module")
 def tiny_internvl_dir(tmp_path_factory):
     from mathse.config import DataConfig, TinyModelConfig
-    from mathse.tiny_model import make_tiny_model
+    from mathse.training.tiny_model import make_tiny_model
 
     d = tmp_path_factory.mktemp("internvl") / "tiny"
     make_tiny_model(str(d), TinyModelConfig(architecture="internvl"), DataConfig(), seed=0)

@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from mathse.orm.rule import find_error_step, judge_path, judge_table
+from mathse.judging.orm.rule import find_error_step, judge_path, judge_table
 from mathse.prompts import format_solution
 
 REF = ["The left bar is 3.", "The right bar is 5.", "3 + 5 = 8."]
@@ -78,8 +78,8 @@ def test_judge_table_keeps_row_order():
 
 
 # The model ORM's output parsing: literal in, literal out.
-from mathse.orm import judge_stats  # noqa: E402
-from mathse.orm.verdict import Verdict, VerdictParseError, parse_verdict, verdict_row  # noqa: E402
+from mathse.judging.orm import judge_stats  # noqa: E402
+from mathse.judging.orm.verdict import Verdict, VerdictParseError, parse_verdict, verdict_row  # noqa: E402
 
 
 def test_parse_verdict_reads_the_papers_json():
@@ -136,9 +136,9 @@ def test_judge_stats_counts_invalid_as_disagreement():
 
 
 # The column-wise judge against the per-row reference, on a varied sample.
-from mathse import grading  # noqa: E402
-from mathse.grading import answers_match, extract_answer  # noqa: E402
-from mathse.orm.rule import judge_table_per_row  # noqa: E402
+from mathse.judging import grading  # noqa: E402
+from mathse.judging.grading import answers_match, extract_answer  # noqa: E402
+from mathse.judging.orm.rule import judge_table_per_row  # noqa: E402
 
 # (answer, precision): integers, decimals at precision, fractions, percentages, negatives, text, LaTeX.
 ANSWERS = [

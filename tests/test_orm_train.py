@@ -16,8 +16,16 @@ from test_workflow import ROOT, planned_jobs, snakemake, write_config
 
 from mathse.artifacts import read_table
 from mathse.config import OrmConfig
-from mathse.orm.rule import judge_path
-from mathse.orm_train import build_orm_data, orm_examples, orm_metrics, orm_paths, orm_table, sampled_paths, table5
+from mathse.judging.orm.rule import judge_path
+from mathse.judging.orm_train import (
+    build_orm_data,
+    orm_examples,
+    orm_metrics,
+    orm_paths,
+    orm_table,
+    sampled_paths,
+    table5,
+)
 
 
 def test_orm_examples_are_labelled_by_the_programmatic_teacher(data_dir):
@@ -281,10 +289,10 @@ def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_pa
     Binomial(n, 1/2). The test asks for a count whose tail under that bound is below one in a million.
     """
     from mathse.config import DataConfig
-    from mathse.data import prepare
-    from mathse.orm_train import evaluate_orm, orm_corpus, train_orm
+    from mathse.judging.orm_train import evaluate_orm, orm_corpus, train_orm
+    from mathse.problems.data import prepare
     from mathse.prompts import RAW_PROMPT_VERSION
-    from mathse.tiny_model import make_tiny_model
+    from mathse.training.tiny_model import make_tiny_model
 
     data = DataConfig(n_seed=60, n_pool=240, n_test=90)
     d = tmp_path / "data"

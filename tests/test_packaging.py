@@ -123,14 +123,14 @@ def test_the_makefile_installs_the_package_with_its_dependencies():
 # The tiny loop's stages through the installed package, outside the repository: make the model, prepare
 # the problems, distill, assemble, train a few steps, evaluate base and round 0, summarize.
 LOOP = """
-    from mathse.assemble import assemble_round0
+    from mathse.training.assemble import assemble_round0
     from mathse.config import DataConfig, EvalConfig, ModelConfig, TeacherConfig, TinyModelConfig, TrainConfig
-    from mathse.data import prepare
-    from mathse.rollout import run_evaluate
-    from mathse.summarize import summarize
-    from mathse.teacher import distill
-    from mathse.tiny_model import make_tiny_model
-    from mathse.train import launch
+    from mathse.problems.data import prepare
+    from mathse.generation.rollout import run_evaluate
+    from mathse.reporting.summarize import summarize
+    from mathse.judging.teacher import distill
+    from mathse.training.tiny_model import make_tiny_model
+    from mathse.training.train import launch
 
     data = DataConfig(n_seed=8, n_pool=4, n_test=4)
     make_tiny_model("model", TinyModelConfig(), data, seed=0)

@@ -8,8 +8,8 @@ import torch
 from mathse.artifacts import read_table
 from mathse.config import TrainConfig
 from mathse.modeling import load_model, load_processor
-from mathse.packing import IGNORE, add_positions, assign_rows, pack, packed_attention
-from mathse.train import collate, enable_checkpointing, encode_examples, response_weights, train, weighted_loss
+from mathse.training.packing import IGNORE, add_positions, assign_rows, pack, packed_attention
+from mathse.training.train import collate, enable_checkpointing, encode_examples, response_weights, train, weighted_loss
 
 RESPONSE_LENGTHS = [3, 60, 17, 150, 41, 9]
 
@@ -152,7 +152,7 @@ def test_training_packed_or_padded_reaches_the_same_loss(tmp_path, tiny_model_di
 def test_internvl_packed_batch_gives_the_padded_loss_and_trains(data_dir, tmp_path):
     """A second architecture (1-D rope, ViT tiles): packing still keeps sequences apart."""
     from mathse.config import DataConfig, TinyModelConfig
-    from mathse.tiny_model import make_tiny_model
+    from mathse.training.tiny_model import make_tiny_model
 
     folder = tmp_path / "internvl"
     make_tiny_model(str(folder), TinyModelConfig(architecture="internvl"), DataConfig(), seed=0)

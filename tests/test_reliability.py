@@ -33,7 +33,7 @@ TRAIN = """
     import sys
     from mathse.config import TrainConfig
     from mathse.logs import setup_logging
-    from mathse.train import train
+    from mathse.training.train import train
     setup_logging("{log}")
     cfg = TrainConfig(num_train_epochs=1, min_steps=12, max_steps=12, save_steps=4, per_device_train_batch_size=4)
     train("{data}", "{model}", None, "{out}", cfg, round_idx=0, seed=0, prompt_version="v1")
@@ -70,7 +70,7 @@ def test_killed_training_resumes_from_its_checkpoint_to_identical_weights(tmp_pa
 ROLLOUT = """
     from mathse.config import ModelConfig, RolloutConfig
     from mathse.logs import setup_logging
-    from mathse.rollout import run_rollout
+    from mathse.generation.rollout import run_rollout
     setup_logging("{log}")
     run_rollout("{pool}", None, "{out}", ModelConfig(path="{model}"),
                 RolloutConfig(num_samples=2, max_new_tokens=8, shard_size=2), round_idx=1, seed=0)
@@ -131,7 +131,7 @@ def test_shards_of_a_changed_input_are_never_resumed(tmp_path, data_dir, tiny_mo
 EVALUATE = """
     from mathse.config import EvalConfig, ModelConfig
     from mathse.logs import setup_logging
-    from mathse.rollout import run_evaluate
+    from mathse.generation.rollout import run_evaluate
     setup_logging("{log}")
     run_evaluate("{suite}", None, "{out}", ModelConfig(path="{model}"), EvalConfig(max_new_tokens=8, shard_size=2),
                  suite="synthetic", stage="base", seed=0, prompt_version="v1")

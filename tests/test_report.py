@@ -18,7 +18,7 @@ from test_workflow import ROOT, snakemake
 from mathse.artifacts import SCHEMAS, read_table
 from mathse.cli import main as mathse
 from mathse.logs import Progress
-from mathse.report import (
+from mathse.reporting.report import (
     TRANSITIONS,
     gallery_examples,
     orm_agreement,
@@ -438,7 +438,7 @@ def test_api_use_per_round_is_a_report_page_of_its_own(tmp_path):
     import re
 
     from mathse.artifacts import SCHEMAS, write_table
-    from mathse.report_pages import cost_page
+    from mathse.reporting.report_pages import cost_page
 
     def row(r, rule, requests, hits):
         base = {k: 0 for k, t in SCHEMAS["api_cost"].items() if t == pl.Int64}

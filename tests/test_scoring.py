@@ -5,10 +5,10 @@ import json
 import polars as pl
 import pytest
 
-from mathse.grading import choice_letter
-from mathse.scoring import breakdown, score_response, score_table
-from mathse.scoring.common import edit_distance, strip_units
-from mathse.scoring.mathvision import mathvision_clean
+from mathse.judging.grading import choice_letter
+from mathse.judging.scoring import breakdown, score_response, score_table
+from mathse.judging.scoring.common import edit_distance, strip_units
+from mathse.judging.scoring.mathvision import mathvision_clean
 
 
 def problem(answer, atype="integer", choices=(), precision=None, **meta):
@@ -288,14 +288,14 @@ EXTRACTED_CASES = [
 
 @pytest.mark.parametrize("scoring, problem, extracted, correct", EXTRACTED_CASES)
 def test_extracted_answers_are_scored_by_the_suites_rules(scoring, problem, extracted, correct):
-    from mathse.scoring import score_extracted
+    from mathse.judging.scoring import score_extracted
 
     v = score_extracted(scoring, extracted, {"choices": [], "precision": None, "metadata": {}, **problem})
     assert (v.correct, v.rule, v.extracted) == (correct, "llm_extractor", extracted)
 
 
 def test_the_extractor_is_used_only_where_no_rule_answers():
-    from mathse.scoring import score_table
+    from mathse.judging.scoring import score_table
 
     asked = []
 

@@ -1,6 +1,6 @@
 """The `openai` teacher and the model ORM against a real OpenAI-compatible server on loopback.
 
-`python -m mathse.serve` serves the tiny random model (conftest `served_model`), so its text is nonsense:
+`python -m mathse.generation.serve` serves the tiny random model (conftest `served_model`), so its text is nonsense:
 these tests check the plumbing - requests made, rows written with provenance, verdicts recorded (mostly
 as parse failures), a rerun making no request at all - and that a planted API key is never written.
 """
@@ -19,9 +19,9 @@ from conftest import PLANTED_KEY_ENV, ROOT
 
 from mathse.artifacts import SCHEMAS, read_table, write_table
 from mathse.config import EndpointConfig, OrmConfig, OrmHfConfig, ReflectionConfig, TeacherConfig
-from mathse.orm import run_judge
+from mathse.judging.orm import run_judge
+from mathse.judging.teacher import distill, reflect
 from mathse.prompts import format_solution
-from mathse.teacher import distill, reflect
 
 
 def endpoint(served_model, cache: Path, **kw) -> EndpointConfig:
@@ -228,8 +228,8 @@ def test_answer_extractor_asks_the_server_only_where_the_rules_find_nothing(
     served_model, planted_key, data_dir, tmp_path, monkeypatch
 ):
     from mathse.config import ExtractorConfig
-    from mathse.extractor import LlmExtractor
-    from mathse.scoring import score_table
+    from mathse.judging.extractor import LlmExtractor
+    from mathse.judging.scoring import score_table
 
     problems = read_table(data_dir / "bench/synthetic.parquet", "problem").head(4)
     responses = [
@@ -258,7 +258,7 @@ def test_answer_extractor_asks_the_server_only_where_the_rules_find_nothing(
 def test_orm_data_wrong_paths_are_annotated_by_the_api_teacher(
     served_model, planted_key, data_dir, tmp_path, monkeypatch
 ):
-    from mathse.orm_train import build_orm_data
+    from mathse.judging.orm_train import build_orm_data
 
     monkeypatch.setenv(PLANTED_KEY_ENV, planted_key)
     teacher = TeacherConfig(backend="openai", openai=endpoint(served_model, tmp_path / "cache"))

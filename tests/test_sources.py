@@ -11,7 +11,7 @@ from test_workflow import planned_jobs, snakemake, write_config
 
 from mathse.artifacts import read_table
 from mathse.config import DataConfig, load_config
-from mathse.data import generate_split, prepare
+from mathse.problems.data import generate_split, prepare
 
 
 def export_jsonl(folder: Path, n: int, split: str = "pool") -> Path:

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from mathse.summarize import markdown_table
+from mathse.reporting.summarize import markdown_table
 
 
 def summary(rows):

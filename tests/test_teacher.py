@@ -5,9 +5,9 @@ import polars as pl
 
 from mathse.artifacts import read_table, write_table
 from mathse.config import ReflectionConfig, TeacherConfig
-from mathse.orm.rule import judge_path
+from mathse.judging.orm.rule import judge_path
+from mathse.judging.teacher import distill, reflect, rewrite
 from mathse.prompts import format_solution
-from mathse.teacher import distill, reflect, rewrite
 
 REF = ["The width is 3.", "The height is 4.", "3 + 4 = 7.", "2 x 7 = 14."]
 

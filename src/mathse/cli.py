@@ -7,8 +7,9 @@
   mathse diff round_0 round_2 [--results results] [--suite S]  which test problems flipped
   mathse curves results/ [--plot curves.png]                   training loss per round, accuracy, throughput
 
-import and score call the same functions as the pipeline's rules (mathse.benchmarks, mathse.scoring), so
-a score computed here equals the one the evaluate rule writes. summary, show, diff and curves take --json.
+import and score call the same functions as the pipeline's rules (mathse.problems.benchmarks,
+mathse.judging.scoring), so a score computed here equals the one the evaluate rule writes. summary, show, diff and
+curves take --json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from mathse.artifacts import read_table
-    from mathse.summarize import markdown_table
+    from mathse.reporting.summarize import markdown_table
 
     path = Path(args.results) / "summary.parquet"
     summary = read_table(path, "summary")
@@ -143,7 +144,7 @@ def stage_name(stage: str) -> str:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from mathse.artifacts import read_table
-    from mathse.report import TRANSITIONS, flips
+    from mathse.reporting.report import TRANSITIONS, flips
 
     root = Path(args.results)
     before, after = stage_name(args.before), stage_name(args.after)
@@ -189,7 +190,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from mathse.benchmarks import import_benchmark, report_paths
+    from mathse.problems.benchmarks import import_benchmark, report_paths
 
     where = dict(kv.split("=", 1) for kv in args.where)
     table = import_benchmark(
@@ -208,9 +209,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from mathse import checks
     from mathse.artifacts import read_table, write_table
-    from mathse.scoring import breakdown, score_responses
+    from mathse.judging import checks
+    from mathse.judging.scoring import breakdown, score_responses
 
     if args.check_timeout <= 0:
         raise ValueError("--check-timeout must be a positive number of seconds")
@@ -223,7 +224,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     extractor = None
     if args.extractor_url:
         from mathse.config import EndpointConfig, ExtractorConfig
-        from mathse.extractor import LlmExtractor
+        from mathse.judging.extractor import LlmExtractor
 
         endpoint = EndpointConfig(
             base_url=args.extractor_url,
@@ -259,7 +260,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    from mathse.curves import curve_table, generation_table, markdown, plot_curves, read_run
+    from mathse.reporting.curves import curve_table, generation_table, markdown, plot_curves, read_run
 
     curves, summary, stats = read_run(args.results)
     if curves.is_empty() and summary is None:
@@ -282,8 +283,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mathse.benchmarks.formats import FORMATS
-    from mathse.scoring import SCORINGS
+    from mathse.judging.scoring import SCORINGS
+    from mathse.problems.benchmarks.formats import FORMATS
 
     parser = argparse.ArgumentParser(
         prog="mathse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -31,7 +31,7 @@ PREAMBLES = ["", "", "Let me read the image carefully.", "I will solve this step
 
 
 def _steps_answer(kind: str, a: int, b: int, slip: int = 0) -> tuple[list[str], str, int | None]:
-    """Reference steps, answer and precision of a problem like mathse.data's (plus a decimal and a fraction
+    """Reference steps, answer and precision of a problem like mathse.problems.data's (plus a decimal and a fraction
     answer, which take the numeric and the math-verify checks); `slip` puts an arithmetic error in the last step."""
     reads = [f"The left bar is {a}.", f"The right bar is {b}."]
     if kind == "sum":
@@ -197,13 +197,13 @@ def run_stage(stage: str, data: dict[str, str], out_dir: str) -> dict:
     out = Path(out_dir)
     t0 = time.perf_counter()
     if stage == "judge":
-        from mathse.orm import run_judge
+        from mathse.judging.orm import run_judge
 
         run_judge(
             data["rollouts"], data["problems"], str(out / "judgments.parquet"), stats_path=str(out / "stats.parquet")
         )
     elif stage == "assemble":
-        from mathse.assemble import assemble_round
+        from mathse.training.assemble import assemble_round
 
         assemble_round(
             data["prev_train"],
@@ -217,14 +217,14 @@ def run_stage(stage: str, data: dict[str, str], out_dir: str) -> dict:
             round_idx=1,
         )
     elif stage == "summarize":
-        from mathse.summarize import summarize
+        from mathse.reporting.summarize import summarize
 
         scores = [v for k, v in sorted(data.items()) if k.startswith("score_")]
         train = {"round_0": data["prev_train"], "round_1": str(out / "train.parquet")}
         summarize(scores, train, str(out / "summary.parquet"), str(out / "summary.md"))
     elif stage in ("judge_per_row", "judge_column"):  # the verdicts alone, without reading or writing
         from mathse.artifacts import read_table
-        from mathse.orm.rule import judge_table, judge_table_per_row
+        from mathse.judging.orm.rule import judge_table, judge_table_per_row
 
         paths, problems = read_table(data["rollouts"], "rollout"), read_table(data["problems"], "problem")
         t0 = time.perf_counter()

@@ -17,10 +17,10 @@ import torch
 
 from mathse.bench import MID_SIZE
 from mathse.config import DataConfig, TinyModelConfig
-from mathse.data import generate_split
-from mathse.generation import generate_paths
+from mathse.generation.hf_backend import generate_paths
 from mathse.modeling import load_image, load_model, load_processor, prompt_text
-from mathse.tiny_model import make_tiny_model
+from mathse.problems.data import generate_split
+from mathse.training.tiny_model import make_tiny_model
 
 
 @torch.inference_mode()

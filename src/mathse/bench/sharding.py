@@ -19,8 +19,8 @@ from mathse.bench import MID_SIZE
 from mathse.bench.training import mixed_rows
 from mathse.config import DataConfig, TinyModelConfig, TrainConfig
 from mathse.modeling import TRAINED_MARKER
-from mathse.tiny_model import make_tiny_model
-from mathse.train import launch
+from mathse.training.tiny_model import make_tiny_model
+from mathse.training.train import launch
 
 
 def _train_table(folder: Path, n: int, seed: int) -> Path:

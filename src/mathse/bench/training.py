@@ -15,9 +15,9 @@ from PIL import Image
 from mathse.bench import MID_SIZE
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.modeling import load_model, load_processor
-from mathse.packing import add_positions, pack, packed_attention
-from mathse.tiny_model import make_tiny_model
-from mathse.train import collate, encode_examples
+from mathse.training.packing import add_positions, pack, packed_attention
+from mathse.training.tiny_model import make_tiny_model
+from mathse.training.train import collate, encode_examples
 
 SHAPES = {"tiny": TinyModelConfig(), "mid": MID_SIZE}
 

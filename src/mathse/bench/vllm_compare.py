@@ -22,9 +22,9 @@ import torch
 
 import mathse
 from mathse.config import DataConfig
-from mathse.data import generate_split, tokenizer_corpus
+from mathse.problems.data import generate_split, tokenizer_corpus
 from mathse.prompts import SOLVER_PROMPTS
-from mathse.tiny_model import TEXT_SHAPE, make_tiny_text_model
+from mathse.training.tiny_model import TEXT_SHAPE, make_tiny_text_model
 
 # The 20M text model: the decoder of the mid-size VL model of the other figures (bench.MID_SIZE).
 MID_TEXT_SHAPE = dict(
@@ -127,7 +127,7 @@ def compare(
     """Sampled k-path tokens/s of both backends (alternated, medians) and their greedy paths compared."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mathse.generation import generate_paths
+    from mathse.generation.hf_backend import generate_paths
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()

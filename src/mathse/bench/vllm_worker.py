@@ -22,7 +22,7 @@ def main(spec_path: str, result_fd: str) -> None:
     from transformers import AutoTokenizer
 
     from mathse.config import VllmConfig
-    from mathse.vllm_backend import generate_paths, load_engine
+    from mathse.generation.vllm_backend import generate_paths, load_engine
 
     with open(spec_path) as f:
         spec = json.load(f)

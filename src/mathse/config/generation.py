@@ -21,7 +21,7 @@ def looks_like_key(value: str) -> bool:
 
 
 class EndpointConfig(Section):
-    """An OpenAI-compatible chat-completions endpoint (OpenAI, `vllm serve`, `python -m mathse.serve`)."""
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, `vllm serve`, `python -m mathse.generation.serve`)."""
 
     base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="Endpoint root; requests go to {base_url}/chat/completions."
