@@ -48,8 +48,7 @@ def _misread(steps: list[str], answer: str, k: int, rng: np.random.Generator) ->
     nums = list(_NUM_RE.finditer(steps[k]))
     if not nums or not answer.lstrip("-").isdigit():
         return None
-    m = nums[-1]
-    old = int(m.group())
+    m, old = nums[-1], int(nums[-1].group())
     deltas = [d for d in (-2, -1, 1, 2) if old + d >= 0]  # a count or a length is never read as negative
     new = old + int(rng.choice(deltas))
     out = steps[:k] + [steps[k][: m.start()] + str(new) + steps[k][m.end() :]]
@@ -60,10 +59,8 @@ def _misread(steps: list[str], answer: str, k: int, rng: np.random.Generator) ->
             out.append(step)
             continue
         head, x, op, y, z = a.group(1), int(a.group(2)), a.group(3), int(a.group(4)), int(a.group(5))
-        if x in changed:  # one operand stands for the misread value (the first, where both are equal)
-            x = changed.pop(x)
-        else:
-            y = changed.pop(y)
+        # One operand stands for the misread value (the first, where both are equal).
+        x, y = (changed.pop(x), y) if x in changed else (x, changed.pop(y))
         if op == "-" and x < y:  # the larger value minus the smaller, as the reference writes it
             x, y = y, x
         result = x + y if op == "+" else x - y if op == "-" else x * y
