@@ -92,6 +92,7 @@ rule orm_train:
         model=config["model"],
         train=ORM_TRAIN_SETTINGS,
         final_line_steps=config["orm"]["final_line_steps"] if config["orm"]["final_line_examples"] else 0,
+        final_line_batch_size=config["orm"]["final_line_batch_size"],
         seed=config["run"]["seed"],
     threads: 2
     conda:

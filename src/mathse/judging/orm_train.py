@@ -284,10 +284,11 @@ def final_line_rows(train: pl.DataFrame, ex: pl.DataFrame, status_only: pl.Serie
     )
 
 
-def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_path: str | None = None) -> dict:
+def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_path: str | None = None,
+              final_line_batch_size: int = 32) -> dict:  # fmt: skip
     """The orm_train rule: `mathse.training.train.launch` on the ORM's rows (`kwargs`: train()'s arguments). With
-    `final_line_steps` (orm.final_line_steps), first that many steps on the final-line rows alone, then the
-    whole set from those weights: a small ORM learns the comparison on a few tokens before it reads paths."""
+    `final_line_steps`, first that many steps (of `final_line_batch_size` rows) on the final-line rows alone, then
+    the whole set from those weights: a small ORM learns the comparison on a few tokens before it reads paths."""
     from mathse.modeling import write_marker
     from mathse.training.metrics import METRICS_FILE
     from mathse.training.train import launch
@@ -299,17 +300,16 @@ def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_pat
     stage, rows = out.with_name(out.name + ".final_lines"), out.with_name(out.name + ".final_lines.parquet")
     table = read_table(kwargs["train_path"], "train")
     write_table(table.filter(pl.col("problem_id").str.ends_with("#final")), rows, "train")
-    first = cfg.model_copy(update={"min_steps": final_line_steps, "max_steps": final_line_steps})
+    first = cfg.model_copy(update={"min_steps": final_line_steps, "max_steps": final_line_steps,
+                                   "per_device_train_batch_size": final_line_batch_size})  # fmt: skip
     log.info("ORM curriculum: %d steps on final lines, then the whole set", final_line_steps)
-    # The curriculum stage is a job of its own in the metrics and the trackers (its steps count from 1).
-    job = kwargs["job"]
+    job = kwargs["job"]  # the curriculum is a job of its own in the metrics and the trackers (steps from 1)
     watch = {"job": f"{job}_final_lines", "run_name": f"{kwargs.get('run_name') or out}/final_lines",
              "logging_dir": f"{kwargs.get('logging_dir') or f'{out}.tensorboard'}/final_lines"}  # fmt: skip
     warm = launch({**kwargs, "train_path": str(rows), "out_dir": str(stage), **watch}, first, log_path)
     info = launch({**kwargs, "init_weights": str(stage)}, cfg, log_path)
-    # Both stages' steps, in training order, beside the weights.
     stages = [read_table(d / METRICS_FILE, "train_metrics") for d in (stage, out)]
-    write_table(pl.concat(stages), out / METRICS_FILE, "train_metrics")
+    write_table(pl.concat(stages), out / METRICS_FILE, "train_metrics")  # both stages' steps, in order
     info |= {"init": "base", "final_line_steps": final_line_steps,
              "train_seconds": round(warm["train_seconds"] + info["train_seconds"], 2)}  # fmt: skip
     write_marker(out, info)
