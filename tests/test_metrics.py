@@ -167,7 +167,7 @@ def test_the_orms_curriculum_stage_and_whole_set_training_are_two_jobs_of_its_me
                   out_dir=str(out), round_idx=0, seed=0, prompt_version="v1", run_name="demo/orm",
                   logging_dir=str(tmp_path / "tb/orm"))  # fmt: skip
     cfg = TrainConfig(min_steps=3, max_steps=3, per_device_train_batch_size=4, report_to=["tensorboard"])
-    train_orm(kwargs, cfg, final_line_steps=2)
+    train_orm(kwargs, cfg, final_line_steps=2, final_line_batch_size=4)
     m = read_table(out / METRICS_FILE, "train_metrics")
     assert list(zip(m["job"], m["step"], strict=True)) == [
         ("orm_final_lines", 1), ("orm_final_lines", 2), ("orm", 1), ("orm", 2), ("orm", 3)
