@@ -29,7 +29,8 @@ def main(smk) -> None:
     job = "orm_binary" if smk.rule.endswith("orm_train_binary") else "orm"
     watch, names = watch_settings(smk.config["run"], smk.config["orm"]["train"], job)
     cfg = TrainConfig.model_validate(smk.params.train | watch)
-    train_orm(kwargs | names, cfg, smk.params.final_line_steps, smk.log[0], smk.params.final_line_batch_size)
+    steps, batch = smk.params.final_line_steps, smk.params.final_line_batch_size
+    train_orm(kwargs | names, cfg, steps, smk.log[0], final_line_batch_size=batch)
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def test_the_learned_orm_beats_chance_on_held_out_paths_by_more_than_luck(tmp_pa
     kwargs = dict(train_path=str(tmp_path / "train.parquet"), base_path=model, init_weights=None,
                   out_dir=str(tmp_path / "adapter"), round_idx=0, seed=0,
                   prompt_version=RAW_PROMPT_VERSION)  # fmt: skip
-    train_orm(kwargs, cfg.train, cfg.final_line_steps)
+    train_orm(kwargs, cfg.train, cfg.final_line_steps, final_line_batch_size=cfg.final_line_batch_size)
     out = evaluate_orm(str(tmp_path / "held.parquet"), model, str(tmp_path / "adapter"),
                        str(tmp_path / "eval.parquet"), str(tmp_path / "eval.md"), cfg)  # fmt: skip
     n, right = out.height, int((out["label_status"] == out["pred_status"]).sum())

@@ -284,8 +284,8 @@ def final_line_rows(train: pl.DataFrame, ex: pl.DataFrame, status_only: pl.Serie
     )
 
 
-def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_path: str | None = None,
-              final_line_batch_size: int = 32) -> dict:  # fmt: skip
+def train_orm(kwargs: dict, cfg: TrainConfig, final_line_steps: int = 0, log_path: str | None = None, *,
+              final_line_batch_size: int) -> dict:  # fmt: skip
     """The orm_train rule: `mathse.training.train.launch` on the ORM's rows (`kwargs`: train()'s arguments). With
     `final_line_steps`, first that many steps (of `final_line_batch_size` rows) on the final-line rows alone, then
     the whole set from those weights: a small ORM learns the comparison on a few tokens before it reads paths."""
