@@ -40,10 +40,12 @@ demo: $(STAMP)
 # The paper's comparisons and their controls: every arm x seed of the preset as one DAG (shared work made once)
 # -> results/experiments/summary.parquet, comparison.md (intervals over seeds, paired differences, compute),
 # report.html (accuracy per arm with its interval).
+# profiles/cpu: one thread per job, as many jobs as cores (EXPERIMENT_PROFILE=profiles/local on a GPU box).
 EXPERIMENT ?= config/presets/paper_ablations.yaml
+EXPERIMENT_PROFILE ?= profiles/cpu
 experiments: $(STAMP)
-	$(LOCKED) sh -c '$(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) && \
-	  $(BIN)/snakemake -s workflow/experiments.smk --profile profiles/local --configfile $(EXPERIMENT) \
+	$(LOCKED) sh -c '$(BIN)/snakemake -s workflow/experiments.smk --profile $(EXPERIMENT_PROFILE) --configfile $(EXPERIMENT) && \
+	  $(BIN)/snakemake -s workflow/experiments.smk --profile $(EXPERIMENT_PROFILE) --configfile $(EXPERIMENT) \
 	    --report results/experiments/report.html && cat results/experiments/comparison.md'
 
 # The HTML report of a finished run (plots, example gallery, runtimes); `make demo` ends with it.

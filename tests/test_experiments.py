@@ -91,6 +91,25 @@ def test_arms_that_differ_after_round0_share_it_per_seed():
     assert {r.config["run"]["seed"] for r in p.runs} == {0, 1, 2}
 
 
+def test_settings_round0_never_reads_do_not_split_it():
+    """An arm that only changes how later rounds assemble, or (with train.round0_min_steps set) only the later
+    rounds' steps, shares round 0 with the arm that changes nothing; round0_min_steps itself splits it."""
+    tiny = {**TINY, "train": {**TINY.get("train", {}), "round0_min_steps": 5}}
+    arms = {
+        **ARMS,
+        "unverified": {"assemble": {"verified": False}},
+        "longer_rounds": {"train": {"min_steps": 9}},
+        "longer_round0": {"train": {"round0_min_steps": 9}},
+    }
+    p = plan({**tiny, "experiments": {"seeds": [0], "reference": "full", "arms": arms}})
+    round0 = {r.arm: r.config["run"]["round0_dir"] for r in p.runs}
+    assert round0["unverified"] == round0["longer_rounds"] == round0["full"] != round0["longer_round0"]
+    assert len(p.owners) == 2
+    # Without round0_min_steps, round 0 trains train.min_steps: a change of it splits round 0.
+    p = plan(experiment_config({**ARMS, "longer": {"train": {"min_steps": 9}}}, seeds=(0,)))
+    assert len({r.config["run"]["round0_dir"] for r in p.runs}) == 2
+
+
 def test_experiment_config_errors_name_the_arm():
     with pytest.raises(ConfigError, match="experiments.arms.bad"):
         plan(experiment_config({**ARMS, "bad": {"train": {"lr": -1}}}))
@@ -108,6 +127,16 @@ def test_interval_arithmetic_on_known_numbers():
     assert (mean, sd) == (2.0, 1.0)
     assert math.isclose(lo, 2 - 4.303 / math.sqrt(3)) and math.isclose(hi, 2 + 4.303 / math.sqrt(3))
     assert mean_interval([5.0]) == (5.0, None, None, None)
+    # Seeds that spread widely: the t interval (mean 72, half width 49.7) is cut at 100% for accuracies, at
+    # -100 / +100 points for differences.
+    spread = [90.0, 52.0, 74.0]
+    half = 4.303 * 19.078784028338912 / math.sqrt(3)
+    _, _, lo, hi = mean_interval(spread, bounded=True)
+    assert math.isclose(lo, 72 - half) and hi == 100.0
+    # Near 0, an accuracy's interval stops at 0; a difference's goes below it.
+    assert mean_interval([5.0, 40.0, 10.0], bounded=True)[2] == 0.0
+    assert mean_interval([5.0, 40.0, 10.0])[2] < -25
+    assert mean_interval([-90.0, -10.0], bounded=False)[2] == -100.0
 
 
 def test_comparison_pairs_differences_by_seed():
@@ -251,6 +280,14 @@ def test_experiment_rules_get_the_profiles_cluster_resources(tmp_path):
     assert "gpu=8" in blocks["full_s0_train"]
     prepare = next(b for n, b in blocks.items() if n.startswith("round0_") and n.endswith("_prepare"))
     assert "slurm_partition=cpu" in prepare
+    # (--cores 2 caps the profile's 32 and 8 threads at 2)
+    assert "threads: 2" in blocks["full_s0_train"] and "threads: 2" in blocks["no_reflection_s1_rollout"]
+    # profiles/cpu (make experiments): the model rules of every module take one thread (a dry run prints no
+    # thread count for one), so two run side by side; no gpu token makes them wait for each other.
+    proc = run_experiment(tmp_path, "-n", "--profile", str(ROOT / "profiles/cpu"))
+    blocks = {b.split("\n")[0].strip().rstrip(":"): b for b in (proc.stdout + proc.stderr).split("rule ")[1:]}
+    for name in ("full_s0_train", "no_reflection_s1_rollout"):
+        assert "threads:" not in blocks[name] and "gpu=" not in blocks[name], blocks[name]
 
 
 def test_round_training_settings():
@@ -265,8 +302,9 @@ def test_round_training_settings():
 
 
 def test_the_core_preset_runs_are_runs_of_the_full_preset():
-    """config/presets/paper_core.yaml is six arms of paper_ablations.yaml: each of its runs has the same config
-    (so the same folders and round-0 groups), and `make experiments` after it runs only the arms it left out."""
+    """config/presets/paper_core.yaml is six arms of paper_ablations.yaml, and that ten of
+    paper_ablations_orm.yaml: each of their runs has the same config (so the same folders and round-0 groups), and
+    `make experiments` with the larger preset after the smaller runs only the arms it left out."""
     from mathse.experiments import deep_merge
 
     base = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -276,5 +314,9 @@ def test_the_core_preset_runs_are_runs_of_the_full_preset():
         return {(r.arm, r.seed): r.config for r in plan(raw).runs}
 
     core, full = runs("paper_core.yaml"), runs("paper_ablations.yaml")
-    assert len(core) == 18 and len(full) == 36
+    assert len(core) == 18 and len(full) == 30
     assert {k: full[k] for k in core} == core
+    # paper_ablations_orm.yaml is the full preset plus the two arms judged by a learned ORM.
+    with_orm = runs("paper_ablations_orm.yaml")
+    assert {k: with_orm[k] for k in full} == full
+    assert {arm for arm, _ in with_orm.keys() - full.keys()} == {"orm_judge", "orm_judge_sampled"}

@@ -108,13 +108,31 @@ def _short_hash(obj: Any) -> str:
 
 
 def _without(cfg: dict, paths: list[tuple[str, ...]]) -> dict:
+    """`cfg` less the keys at `paths`, and less the sections that leaves empty (an arm that only set
+    `assemble.verified` must key round 0 as an arm that set nothing)."""
     out = copy.deepcopy(cfg)
     for path in paths:
         node = out
         for key in path[:-1]:
             node = node.get(key, {})
         node.pop(path[-1], None)
-    return out
+    return _prune_empty(out)
+
+
+def _prune_empty(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    pruned = {key: _prune_empty(value) for key, value in node.items()}
+    return {key: value for key, value in pruned.items() if value != {}}
+
+
+def round0_key(given: dict) -> str:
+    """The key of the round-0 group of a run's non-default settings (`given`). With `train.round0_min_steps`
+    set, round 0 never reads `train.min_steps` (training.train.round_train_config), so that is left out too."""
+    after = list(AFTER_ROUND0)
+    if given.get("train", {}).get("round0_min_steps") is not None:
+        after.append(("train", "min_steps"))
+    return _short_hash(_without(given, after))
 
 
 def plan(raw: dict[str, Any]) -> Plan:
@@ -153,7 +171,7 @@ def plan(raw: dict[str, Any]) -> Plan:
             if cfg["model"]["make_tiny"]:
                 cfg["model"]["path"] = f"{data_dir}/model/tiny"
             given["run"] = {**given.get("run", {}), "seed": seed, "data_dir": data_dir}
-            r0_key = _short_hash(_without(given, AFTER_ROUND0))
+            r0_key = round0_key(given)
             round0_dir = f"{root}/shared/seed_{seed}/round0_{r0_key}"
             if (seed, r0_key) not in owners:
                 owner_cfg = deep_merge(
@@ -200,15 +218,21 @@ def t975(df: int) -> float:
     return _T975[df - 1] if df <= len(_T975) else 1.96
 
 
-def mean_interval(values: list[float]) -> tuple[float, float | None, float | None, float | None]:
-    """(mean, standard deviation, 95% interval low, high) of values over seeds; no interval from one value."""
+def mean_interval(
+    values: list[float], *, bounded: bool = False
+) -> tuple[float, float | None, float | None, float | None]:
+    """(mean, standard deviation, 95% interval low, high) over seeds of percentages: accuracies in [0, 100]
+    (`bounded`) or differences of two in [-100, 100]; no interval from one value."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:
         return mean, None, None, None
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t975(n - 1) * sd / math.sqrt(n)
-    return mean, sd, mean - half, mean + half
+    # A percentage cannot leave [-100, 100] (accuracies [0, 100]): the interval is cut there, which keeps
+    # its coverage (the true value is inside the bounds), rather than printed as [32.4, 110.3].
+    low, high = (0.0, 100.0) if bounded else (-100.0, 100.0)
+    return mean, sd, max(low, mean - half), min(high, mean + half)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -248,7 +272,7 @@ def compare(summary: pl.DataFrame, reference: str) -> pl.DataFrame:
             if sub.height == 0:
                 continue
             acc = [100 * a for a in sub["accuracy"].to_list()]
-            mean, sd, lo, hi = mean_interval(acc)
+            mean, sd, lo, hi = mean_interval(acc, bounded=True)
             diffs = [100 * (a - ref[s]) for s, a in zip(sub["seed"], sub["accuracy"], strict=True) if s in ref]
             d_mean, _, d_lo, d_hi = mean_interval(diffs) if diffs and arm != reference else (None, None, None, None)
             rows.append(
@@ -306,8 +330,9 @@ def comparison_markdown(table: pl.DataFrame, reference: str) -> str:
             )
         lines.append("")
     lines.append(
-        "Accuracy in % at each arm's last stage; intervals are Student-t 95% intervals over seeds; the paired "
-        "difference is taken seed by seed (arms of one seed share its problems, model and, where equal, round 0). "
+        "Accuracy in % at each arm's last stage; intervals are Student-t 95% intervals over seeds (cut at 0 and "
+        "100%); the paired difference is taken seed by seed (arms of one seed share its problems, model and, where "
+        "equal, round 0). "
         "'differs?' says whether the difference's interval excludes 0. Train steps and tokens: everything the arm "
         "trained on, all rounds together (mean over seeds)."
     )
