@@ -65,6 +65,18 @@ def test_packing_bench_reports_both_layouts_and_equal_losses():
 
 
 @pytest.mark.slow
+def test_threads_bench_runs_real_training_jobs_both_ways():
+    """Each layout starts `cores` worker processes that train; a worker that fails fails the figure."""
+    from mathse.bench.threads import bench_threads, section
+
+    r = bench_threads(steps=2, repeats=1)
+    assert r["jobs"] == r["cores"] >= 1 and r["after_s"] > 0 and r["beside_s"] > 0
+    assert r["after_steps_per_s"] == r["cores"] * 2 / r["after_s"]
+    lines = section(r)
+    assert lines[0].startswith("## CPU threads") and sum(line.startswith("| ") for line in lines) == 3
+
+
+@pytest.mark.slow
 def test_data_stages_bench_reports_every_stage_and_the_bounds():
     from mathse.bench.data import STAGES, bench_data_stages, section
 

@@ -49,12 +49,18 @@ RUN_ELSEWHERE = {
         "tests/test_experiments.py::finished_experiment",
         "run_experiment(work)",
         "the same workflow (workflow/experiments.smk, then its --report) on a 2-arm x 2-seed tiny experiment, "
-        "not on the preset (84 minutes of one core for its six core arms)",
+        "not on the preset (23.5 minutes on 2 cores)",
     ),
     ("docs/experiments.md", "make experiments EXPERIMENT=config/presets/paper_core.yaml"): (
         "tests/test_experiments.py::test_the_core_preset_runs_are_runs_of_the_full_preset",
         '"paper_core.yaml"',
         "the preset planned (its runs are the full preset's); the workflow runs in test_experiments.py's "
+        "finished_experiment on a tiny experiment",
+    ),
+    ("docs/experiments.md", "make experiments EXPERIMENT=config/presets/paper_ablations_orm.yaml"): (
+        "tests/test_experiments.py::test_the_core_preset_runs_are_runs_of_the_full_preset",
+        '"paper_ablations_orm.yaml"',
+        "the preset planned (the full preset's runs plus two arms); the workflow runs in test_experiments.py's "
         "finished_experiment on a tiny experiment",
     ),
     ("docs/slurm.md", "bash .ci/slurm.sh up && .venv/bin/snakemake --profile profiles/slurm-local "
