@@ -57,11 +57,12 @@ RUN_ELSEWHERE = {
         "the preset planned (its runs are the full preset's); the workflow runs in test_experiments.py's "
         "finished_experiment on a tiny experiment",
     ),
-    ("docs/experiments.md", "make experiments EXPERIMENT=config/presets/paper_ablations_orm.yaml"): (
+    ("docs/experiments.md",
+     'make experiments EXPERIMENT="config/presets/paper_ablations.yaml config/presets/orm_judge_arms.yaml"'): (
         "tests/test_experiments.py::test_the_core_preset_runs_are_runs_of_the_full_preset",
-        '"paper_ablations_orm.yaml"',
-        "the preset planned (the full preset's runs plus two arms); the workflow runs in test_experiments.py's "
-        "finished_experiment on a tiny experiment",
+        '"orm_judge_arms.yaml"',
+        "the two files planned, merged in order (the full preset's runs plus two arms); the workflow runs in "
+        "test_experiments.py's finished_experiment on a tiny experiment",
     ),
     ("docs/slurm.md", "bash .ci/slurm.sh up && .venv/bin/snakemake --profile profiles/slurm-local "
      "--configfile tests/config_tiny.yaml"): (

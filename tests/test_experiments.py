@@ -302,21 +302,23 @@ def test_round_training_settings():
 
 
 def test_the_core_preset_runs_are_runs_of_the_full_preset():
-    """config/presets/paper_core.yaml is six arms of paper_ablations.yaml, and that ten of
-    paper_ablations_orm.yaml: each of their runs has the same config (so the same folders and round-0 groups), and
-    `make experiments` with the larger preset after the smaller runs only the arms it left out."""
+    """config/presets/paper_core.yaml is six arms of paper_ablations.yaml, and that ten of paper_ablations.yaml
+    followed by orm_judge_arms.yaml: each of their runs has the same config (so the same folders and round-0
+    groups), and `make experiments` with the larger set after the smaller runs only the arms it left out."""
     from mathse.experiments import deep_merge
 
     base = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 
-    def runs(preset: str) -> dict:
-        raw = deep_merge(base, yaml.safe_load((ROOT / "config/presets" / preset).read_text()))
+    def runs(*presets: str) -> dict:
+        raw = base  # merged in order, as Snakemake merges several --configfile files
+        for preset in presets:
+            raw = deep_merge(raw, yaml.safe_load((ROOT / "config/presets" / preset).read_text()))
         return {(r.arm, r.seed): r.config for r in plan(raw).runs}
 
     core, full = runs("paper_core.yaml"), runs("paper_ablations.yaml")
     assert len(core) == 18 and len(full) == 30
     assert {k: full[k] for k in core} == core
-    # paper_ablations_orm.yaml is the full preset plus the two arms judged by a learned ORM.
-    with_orm = runs("paper_ablations_orm.yaml")
+    # orm_judge_arms.yaml adds the two arms judged by a learned ORM to the full preset.
+    with_orm = runs("paper_ablations.yaml", "orm_judge_arms.yaml")
     assert {k: with_orm[k] for k in full} == full
     assert {arm for arm, _ in with_orm.keys() - full.keys()} == {"orm_judge", "orm_judge_sampled"}

@@ -18,7 +18,7 @@ BATCH = 16  # the embedded default's per_device_train_batch_size
 
 
 def _worker(model_dir: str, steps: int, threads: int) -> None:
-    """One training job: `steps` AdamW steps on packed batches of the demo's shape; prints its seconds."""
+    """One training job: `steps` AdamW steps on packed batches of the demo's shape (timed from outside, whole)."""
     import torch
 
     from mathse.bench.training import mixed_examples
@@ -38,12 +38,10 @@ def _worker(model_dir: str, steps: int, threads: int) -> None:
     batches = [pack(examples[i : i + BATCH], pad_id) for i in range(0, len(examples), BATCH)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     with packed_attention(model):
-        t0 = time.perf_counter()
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
             model(**batches[step % len(batches)]).loss.backward()
             optimizer.step()
-    print(time.perf_counter() - t0, flush=True)
 
 
 def _jobs(model_dir: str, n_jobs: int, threads: int, side_by_side: bool, steps: int) -> float:
@@ -52,12 +50,12 @@ def _jobs(model_dir: str, n_jobs: int, threads: int, side_by_side: bool, steps: 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     if side_by_side:
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(n_jobs)]
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(n_jobs)]
         if any(p.wait() for p in procs):
             raise RuntimeError(f"a benchmark job failed: {' '.join(cmd)}")
     else:
         for _ in range(n_jobs):
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, env=env, check=True)
     return time.perf_counter() - t0
 
 
