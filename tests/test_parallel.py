@@ -1,5 +1,7 @@
 """rollout.parallel_jobs: one round's rollout split over several jobs (several GPUs, or SLURM jobs at once)."""
 
+import shutil
+
 import polars as pl
 import pytest
 from test_workflow import planned_jobs, snakemake, write_config
@@ -15,18 +17,23 @@ def test_dry_run_plans_the_parts_of_every_round(tmp_path):
 
 
 @pytest.mark.slow
-def test_split_rollout_equals_one_job(tmp_path):
-    """Three jobs taking every third shard give the same rollouts as one job, row for row."""
+def test_split_rollout_equals_one_job(tiny_run, tmp_path):
+    """Three jobs taking every third shard give the same rollouts as one job, row for row: round 1's rollout of
+    the session's tiny run (one job, shards of 4) made again by three parts in a copy of that run."""
     target = "results/round_1/rollouts.parquet"
+    work = tmp_path / "jobs3"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    write_config(work, rollout__parallel_jobs=3)
+    for name in ("rollouts.parquet", "rollout_stats.parquet"):
+        (work / "results/round_1" / name).unlink()
+    assert planned_jobs(snakemake(work, "--cores", "2", "-n", target)) == {"rollout_part": 3, "join_rollouts": 1}
+    snakemake(work, "--cores", "2", target)
+    assert not list((work / "results/round_1").glob("*.part*"))  # temporary parts are removed
     runs, stats = {}, {}
-    for n in (1, 3):
-        work = tmp_path / f"jobs{n}"
-        write_config(work, rollout__parallel_jobs=n, rollout__shard_size=2)
-        snakemake(work, "--cores", "2", target)
-        runs[n] = read_table(work / target, "rollout")
-        stats[n] = read_table(work / "results/round_1/rollout_stats.parquet", "generation_stats")
-        assert not list((work / "results/round_1").glob("*.part*"))  # temporary parts are removed
-    assert runs[1].height > 2 * 2 and runs[1]["problem_id"].n_unique() > 2  # several shards
+    for n, run in ((1, tiny_run), (3, work)):
+        runs[n] = read_table(run / target, "rollout")
+        stats[n] = read_table(run / "results/round_1/rollout_stats.parquet", "generation_stats")
+    assert runs[1]["problem_id"].n_unique() > 2 * 4  # at least three shards of 4: one for each part
     assert runs[3].equals(runs[1])
     # The parts' generation stats add up to the one job's (the rates are per part, so only the counts match).
     counts = ["problems", "paths", "tokens", "cut", "cut_share", "generated_paths", "generated_tokens"]

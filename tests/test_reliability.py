@@ -177,17 +177,13 @@ def snakemake(workdir: Path, *args: str, failpoint: str | None = None) -> subpro
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, start_new_session=True)
 
 
-RELIABLE = dict(rollout__shard_size=4, eval__shard_size=4, train__save_steps=2, train__max_steps=6, train__min_steps=6)
-
-
 @pytest.mark.slow
-def test_demo_killed_in_rollout_judge_and_train_resumes_to_identical_artifacts(tmp_path):
-    """Also the determinism check: two runs of the same config give byte-identical parquet files."""
-    ref, work = tmp_path / "ref", tmp_path / "killed"
-    write_config(ref, **RELIABLE)
-    write_config(work, **RELIABLE)
-    proc = snakemake(ref)
-    assert proc.returncode == 0, proc.stderr[-5000:]
+def test_demo_killed_in_rollout_judge_and_train_resumes_to_identical_artifacts(tmp_path, tiny_run):
+    """Also the determinism check: two runs of the same config give byte-identical parquet files. The reference
+    is the session's uninterrupted tiny run (tests/config_tiny.yaml: rollouts and evaluations in shards of 4,
+    a training checkpoint every 2 steps), made by the same profile and core count."""
+    ref, work = tiny_run, tmp_path / "killed"
+    write_config(work)
     res = work / "results"
     # Each kill lands inside the named rule: its artifact is missing, its partial work is kept aside.
     checks = {
