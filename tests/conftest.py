@@ -31,6 +31,18 @@ from mathse.training.tiny_model import make_tiny_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The slowest files first (measured with --durations, a file's tests together): pytest-xdist hands files to
+# its workers in collection order, so the long ones start at once instead of ending the run alone. The SLURM
+# test mostly waits on the scheduler's status checks; started first, that wait overlaps the other worker's work.
+SLOWEST_FILES = ("test_slurm.py", "test_docs.py", "test_experiments.py", "test_workflow.py", "test_orm_train.py",
+                 "test_reliability.py", "test_vllm.py", "test_distributed.py", "test_packaging.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("data")
