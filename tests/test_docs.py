@@ -431,8 +431,9 @@ def test_make_demo_and_the_documented_reruns_run_as_written(tmp_path):
     project = make_project(tmp_path / "project", tiny_config(run={"rounds": 3}))
     res = project / "results"
 
-    def marker(r: int) -> float:
-        return (res / f"round_{r}/adapter/mathse_train.json").stat().st_mtime_ns
+    def markers() -> list[int]:
+        """When each round's model was last written (its training marker), rounds 0 to 3."""
+        return [(res / f"round_{r}/adapter/mathse_train.json").stat().st_mtime_ns for r in range(4)]
 
     # Killed in round 1's rollout after its second shard, then resumed by the next make demo.
     cmd = doc_command("docs/reliability.md", "MATHSE_FAILPOINT=rollout_shard@2 make demo")
@@ -455,12 +456,11 @@ def test_make_demo_and_the_documented_reruns_run_as_written(tmp_path):
     assert out.startswith("synthetic: round_2 -> round_3, 9 problems")
 
     # Delete an artifact: round 3 from the judge on reruns, the rounds before it and round 3's rollout do not.
-    before = {r: marker(r) for r in range(4)}
-    rollouts = (res / "round_3/rollouts.parquet").stat().st_mtime_ns
+    before, rollouts = markers(), (res / "round_3/rollouts.parquet").stat().st_mtime_ns
     ok(run(doc_command("docs/configuration.md", "rm results/round_3/judgments.parquet"), project))
-    assert [marker(r) for r in range(3)] == [before[r] for r in range(3)]
+    after = markers()
+    assert after[:3] == before[:3] and after[3] > before[3] and (res / "round_3/judgments.parquet").exists()
     assert (res / "round_3/rollouts.parquet").stat().st_mtime_ns == rollouts
-    assert (res / "round_3/judgments.parquet").exists() and marker(3) > before[3]
 
     # Your own settings (the same ones here): nothing to do.
     out = ok(run(doc_command("docs/configuration.md", ".venv/bin/snakemake --profile profiles/local --configfile"),
@@ -468,22 +468,23 @@ def test_make_demo_and_the_documented_reruns_run_as_written(tmp_path):
     assert "Nothing to be done" in out
 
     # Retrain one model only: round 3, which starts from it, is left behind.
-    before = {r: marker(r) for r in range(4)}
+    before = markers()
     ok(run(doc_command("docs/configuration.md", ".venv/bin/snakemake --profile profiles/local -f"), project))
-    assert marker(2) > before[2] and [marker(r) for r in (0, 1, 3)] == [before[r] for r in (0, 1, 3)]
+    after = markers()
+    assert after[2] > before[2] and [after[r] for r in (0, 1, 3)] == [before[r] for r in (0, 1, 3)]
 
     # The report brings the later rounds up to date first.
     time.sleep(1)
-    before, report = {r: marker(r) for r in range(4)}, (res / "report.html").stat().st_mtime_ns
+    before, report = markers(), (res / "report.html").stat().st_mtime_ns
     ok(run(doc_command("docs/report.md", "make report"), project))
-    assert marker(3) > before[3] and (res / "report.html").stat().st_mtime_ns > report
-    assert [marker(r) for r in range(3)] == [before[r] for r in range(3)]
+    after = markers()
+    assert after[:3] == before[:3] and after[3] > before[3] and (res / "report.html").stat().st_mtime_ns > report
 
     # Retrain rounds 0 and 1 and stop there (`make demo` would bring rounds 2 and 3 up to date, as make report did).
-    before = {r: marker(r) for r in range(4)}
+    before = markers()
     ok(run(doc_command("docs/configuration.md", ".venv/bin/snakemake --profile profiles/local --forcerun"), project))
-    assert marker(0) > before[0] and marker(1) > before[1]
-    assert (marker(2), marker(3)) == (before[2], before[3])
+    after = markers()
+    assert after[0] > before[0] and after[1] > before[1] and after[2:] == before[2:]
     assert "round_2" in ok(run("make dry-run", project))  # round 2 is out of date, not rerun
 
     ok(run(doc_command("docs/configuration.md", "make clean"), project))

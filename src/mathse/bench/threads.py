@@ -21,9 +21,9 @@ def _worker(model_dir: str, steps: int, threads: int) -> None:
     """One training job: `steps` AdamW steps on packed batches of the demo's shape (timed from outside, whole)."""
     import torch
 
-    from mathse.bench.training import mixed_examples
+    from mathse.bench.training import mixed_examples, train_steps
     from mathse.modeling import load_model, load_processor
-    from mathse.training.packing import add_positions, pack, packed_attention
+    from mathse.training.packing import add_positions, pack
 
     torch.set_num_threads(threads)
     processor = load_processor(model_dir)
@@ -37,11 +37,7 @@ def _worker(model_dir: str, steps: int, threads: int) -> None:
     pad_id = processor.tokenizer.pad_token_id or 0
     batches = [pack(examples[i : i + BATCH], pad_id) for i in range(0, len(examples), BATCH)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    with packed_attention(model):
-        for step in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            model(**batches[step % len(batches)]).loss.backward()
-            optimizer.step()
+    train_steps(model, optimizer, [batches[step % len(batches)] for step in range(steps)], packed=True)
 
 
 def _jobs(model_dir: str, n_jobs: int, threads: int, side_by_side: bool, steps: int) -> float:

@@ -40,7 +40,7 @@ def mixed_examples(processor, n: int, lengths: tuple[int, int], folder: Path, se
     return encode_examples(processor, mixed_rows(n, lengths, folder, seed), "v1")
 
 
-def _run(model, optimizer, batches: list[dict], packed: bool) -> float:
+def train_steps(model, optimizer, batches: list[dict], packed: bool) -> float:
     """Optimiser steps on `batches`, with the attention train() uses for that layout; seconds taken."""
     with packed_attention(model) if packed else nullcontext():
         t0 = time.perf_counter()
@@ -77,13 +77,13 @@ def bench_model(
         with packed_attention(model):
             loss_packed = model(**packed[0]).loss.item()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    _run(model, optimizer, padded[:1], False), _run(model, optimizer, packed[:1], True)  # warm-up
+    train_steps(model, optimizer, padded[:1], False), train_steps(model, optimizer, packed[:1], True)  # warm-up
     # Alternate batch by batch, so that load from other jobs on a shared machine hits both layouts alike.
     times = {"padded": [[] for _ in groups], "packed": [[] for _ in groups]}
     for _ in range(repeats):
         for i in range(len(groups)):
-            times["padded"][i].append(_run(model, optimizer, padded[i : i + 1], False))
-            times["packed"][i].append(_run(model, optimizer, packed[i : i + 1], True))
+            times["padded"][i].append(train_steps(model, optimizer, padded[i : i + 1], False))
+            times["packed"][i].append(train_steps(model, optimizer, packed[i : i + 1], True))
     tokens = sum(len(e["input_ids"]) for e in examples)
     padded_s = sum(statistics.median(t) for t in times["padded"])
     packed_s = sum(statistics.median(t) for t in times["packed"])
