@@ -30,7 +30,7 @@ import polars as pl
 from mathse.artifacts import empty, read_table, write_table, write_text_atomic
 from mathse.config import DataConfig, OrmConfig, TeacherConfig, TrainConfig
 from mathse.judging.orm import INVALID, Verdict, judge_path, judge_table, model_judge_table
-from mathse.judging.teacher import annotate, teacher_model
+from mathse.judging.teacher import annotate, slip, teacher_model
 from mathse.prompts import format_solution, orm_prompt
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,9 @@ def _misread(steps: list[str], answer: str, k: int, rng: np.random.Generator) ->
 
 
 def _slip(steps: list[str], answer: str) -> tuple[list[str], str] | None:
-    if not answer.lstrip("-").isdigit():
-        return None
-    head, sep, _ = steps[-1].rpartition("= ")
-    if not sep:
-        return None
-    wrong = str(int(answer) + 1)
-    return steps[:-1] + [f"{head}{sep}{wrong}."], wrong
+    """The teacher's slip in the last step; None where that step states no result (the path would contradict
+    itself)."""
+    return slip(steps, answer) if answer.lstrip("-").isdigit() and "= " in steps[-1] else None
 
 
 def _wrong_path(steps: list[str], answer: str, rng: np.random.Generator) -> tuple[list[str], str] | None:

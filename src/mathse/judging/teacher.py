@@ -44,8 +44,8 @@ def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, 7919, stream, *key])
 
 
-def _slip(steps: list[str], answer: str) -> tuple[list[str], str]:
-    """An arithmetic slip in the last step: the result is off by one, and so is the stated answer."""
+def slip(steps: list[str], answer: str) -> tuple[list[str], str]:
+    """An arithmetic slip in the last step: the result is off by one, and so is the stated answer (an integer)."""
     wrong = str(int(answer) + 1)
     last = steps[-1]
     head, sep, _ = last.rpartition("= ")
@@ -54,7 +54,7 @@ def _slip(steps: list[str], answer: str) -> tuple[list[str], str]:
 
 def solve(steps: list[str], answer: str, rng: np.random.Generator, error_rate: float) -> str:
     if error_rate > 0 and rng.random() < error_rate and answer.lstrip("-").isdigit():
-        steps, answer = _slip(steps, answer)
+        steps, answer = slip(steps, answer)
     return format_solution(steps, answer)
 
 
