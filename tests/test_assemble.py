@@ -172,8 +172,16 @@ def test_round0_with_the_teacher_solving_the_pool_too(data_dir, tmp_path):
     status = ["CORRECT"] * len(ids)
     status[len(seed)] = "WRONG"  # the teacher's slip on the first pool problem
     distilled = pl.DataFrame(
-        {"problem_id": ids, "response": ["r"] * len(ids), "status": status, "round": 0, "model": "teacher",
-         "backend": "programmatic", "prompt_version": "v1", "seed": 0}  # fmt: skip
+        {
+            "problem_id": ids,
+            "response": ["r"] * len(ids),
+            "status": status,
+            "round": 0,
+            "model": "teacher",
+            "backend": "programmatic",
+            "prompt_version": "v1",
+            "seed": 0,
+        }
     )
     write_table(distilled, tmp_path / "d.parquet", "distilled")
     assemble_round0(

@@ -261,8 +261,19 @@ def test_matched_steps_reads_the_other_runs_summary(tmp_path):
     rows = [("synthetic", "base", 0), ("synthetic", "round_0", 5), ("synthetic", "round_1", 7),
             ("other", "round_0", 5), ("other", "round_1", 7)]  # fmt: skip
     summary = pl.DataFrame(
-        [{"suite": s, "stage": st, "accuracy": 0.5, "n": 2, "n_correct": 1, "train_size": 1, "train_steps": k,
-          "train_tokens": 10 * k} for s, st, k in rows]  # fmt: skip
+        [
+            {
+                "suite": s,
+                "stage": st,
+                "accuracy": 0.5,
+                "n": 2,
+                "n_correct": 1,
+                "train_size": 1,
+                "train_steps": k,
+                "train_tokens": 10 * k,
+            }
+            for s, st, k in rows
+        ]
     )
     write_table(summary, tmp_path / "summary.parquet", "summary")
     assert matched_steps(str(tmp_path / "summary.parquet")) == 12  # per stage, not per suite

@@ -152,15 +152,23 @@ def test_teacher_feedback_locates_the_error_itself(data_dir, tmp_path):
     kw = dict(round_idx=1, seed=0)
     files = [str(data_dir / "seed.parquet"), str(data_dir / "pool.parquet")]
     teacher = reflect(
-        [str(tmp_path / "j.parquet")], files, str(tmp_path / "t.parquet"), TeacherConfig(error_rate=0),
-        ReflectionConfig(feedback="teacher"), **kw,
+        [str(tmp_path / "j.parquet")],
+        files,
+        str(tmp_path / "t.parquet"),
+        TeacherConfig(error_rate=0),
+        ReflectionConfig(feedback="teacher"),
+        **kw,
     )
     assert teacher["feedback"].to_list() == ["teacher"] and teacher["accepted"].to_list() == [True]
     assert parse_steps(teacher["response"][0])[0] == p["solution_steps"][0]  # redone from step 1
     # Told step 3 (the ORM's feedback here), the teacher keeps the misread step 1.
     orm = reflect(
-        [str(tmp_path / "j.parquet")], files, str(tmp_path / "o.parquet"), TeacherConfig(error_rate=0),
-        ReflectionConfig(feedback="orm"), **kw,
+        [str(tmp_path / "j.parquet")],
+        files,
+        str(tmp_path / "o.parquet"),
+        TeacherConfig(error_rate=0),
+        ReflectionConfig(feedback="orm"),
+        **kw,
     )
     assert parse_steps(orm["response"][0])[0] != p["solution_steps"][0]
 

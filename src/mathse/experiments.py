@@ -245,8 +245,10 @@ def gather(run_summaries: list[tuple[str, int, str]]) -> pl.DataFrame:
     parts = []
     for arm, seed, path in run_summaries:
         s = read_table(path, "summary").with_columns(arm=pl.lit(arm), seed=pl.lit(seed, pl.Int64))
-        order = s.select("stage").unique().with_columns(
-            k=pl.col("stage").str.extract(r"round_(\d+)").cast(pl.Int64).fill_null(-1)
+        order = (
+            s.select("stage")
+            .unique()
+            .with_columns(k=pl.col("stage").str.extract(r"round_(\d+)").cast(pl.Int64).fill_null(-1))
         )
         s = s.join(order, on="stage").sort("suite", "k")
         s = s.with_columns(
