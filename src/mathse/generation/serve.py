@@ -281,10 +281,15 @@ class CappedServer(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request, client_address) -> None:
+        # ThreadingMixIn's, with the slot freed before the close: a client that saw its connection closed and
+        # connects again must find the slot free (freed after, a sequential client could get a 503).
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
             self._slots.release()
+            self.shutdown_request(request)
 
 
 def make_server(
