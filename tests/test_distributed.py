@@ -96,7 +96,8 @@ def test_killed_fsdp_training_resumes_from_its_gathered_checkpoint(tiny_model_di
     _train_table(data_dir, tmp_path / "train.parquet")
     fmt = dict(data=tmp_path / "train.parquet", model=tiny_model_dir)
     code = LAUNCH.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt)
-    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     assert "FSDP: 2 decoder layers" in (tmp_path / "a.log").read_text()
     # torch.distributed.run puts its workers in their own process group: the failpoint kills process 0's,
     # and the launcher reports the failure.
@@ -106,7 +107,8 @@ def test_killed_fsdp_training_resumes_from_its_gathered_checkpoint(tiny_model_di
     assert proc.returncode != 0 and "failpoint train_checkpoint reached 2" in (tmp_path / "b1.log").read_text()
     assert not (tmp_path / "b").exists() and (tmp_path / "b.ckpt/state.pt").exists()
     code = LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b2.log", **fmt)
-    subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]  # the workers' errors reach stderr only
     assert "resumed from the checkpoint at step 4/6" in (tmp_path / "b2.log").read_text()
     a, b = load_file(tmp_path / "a/model.safetensors"), load_file(tmp_path / "b/model.safetensors")
     assert a.keys() == b.keys()
