@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -90,25 +91,28 @@ LAUNCH = """
 """
 
 
+def _launch(code: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a LAUNCH script in a fresh interpreter, its output kept (text)."""
+    args = [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env)
+
+
 @pytest.mark.slow
 def test_killed_fsdp_training_resumes_from_its_gathered_checkpoint(tiny_model_dir, data_dir, tmp_path):
     """A 2-process FSDP job killed after a checkpoint resumes from it to the weights of an unbroken run."""
     _train_table(data_dir, tmp_path / "train.parquet")
     fmt = dict(data=tmp_path / "train.parquet", model=tiny_model_dir)
-    code = LAUNCH.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = _launch(LAUNCH.format(out=tmp_path / "a", log=tmp_path / "a.log", **fmt), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]  # the workers' errors reach stderr only
     assert "FSDP: 2 decoder layers" in (tmp_path / "a.log").read_text()
     # torch.distributed.run puts its workers in their own process group: the failpoint kills process 0's,
     # and the launcher reports the failure.
-    code = LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b1.log", **fmt)
     env = {**os.environ, "MATHSE_FAILPOINT": "train_checkpoint@2"}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, cwd=tmp_path, env=env)
+    proc = _launch(LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b1.log", **fmt), tmp_path, env)
     assert proc.returncode != 0 and "failpoint train_checkpoint reached 2" in (tmp_path / "b1.log").read_text()
     assert not (tmp_path / "b").exists() and (tmp_path / "b.ckpt/state.pt").exists()
-    code = LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b2.log", **fmt)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]  # the workers' errors reach stderr only
+    proc = _launch(LAUNCH.format(out=tmp_path / "b", log=tmp_path / "b2.log", **fmt), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     assert "resumed from the checkpoint at step 4/6" in (tmp_path / "b2.log").read_text()
     a, b = load_file(tmp_path / "a/model.safetensors"), load_file(tmp_path / "b/model.safetensors")
     assert a.keys() == b.keys()

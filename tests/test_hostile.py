@@ -566,13 +566,14 @@ class EchoGenerator:
 
 
 @pytest.fixture
-def echo_server(monkeypatch):
+def echo_server(monkeypatch, request):
+    """The echo server on a free port, with 3 connection slots (or the test's indirect parameter)."""
     import threading
 
     from mathse.generation import serve
 
     monkeypatch.setattr(serve, "SOCKET_TIMEOUT_S", 1.0)
-    server = serve.make_server(EchoGenerator(), api_key="sk-SERVE", max_connections=3)
+    server = serve.make_server(EchoGenerator(), api_key="sk-SERVE", max_connections=getattr(request, "param", 3))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
@@ -657,22 +658,12 @@ def test_serve_times_out_silent_clients_and_caps_connections(echo_server):
     assert _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
 
 
-def test_serve_frees_a_connection_slot_before_the_client_sees_it_closed(monkeypatch):
+@pytest.mark.parametrize("echo_server", [1], indirect=True)
+def test_serve_frees_a_connection_slot_before_the_client_sees_it_closed(echo_server):
     """A client that has read its whole reply (the server closed the connection) may connect again at once:
     one slot, 200 requests one after the other, never a 503 (the slot used to be freed after the close)."""
-    import threading
-
-    from mathse.generation import serve
-
-    server = serve.make_server(EchoGenerator(), api_key="sk-SERVE", max_connections=1)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        port = server.server_address[1]
-        body = json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode()
-        codes = [_post(port, body, length="-5" if i % 2 else None) for i in range(200)]
-    finally:
-        server.shutdown()
-        server.server_close()
+    body = json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode()
+    codes = [_post(echo_server, body, length="-5" if i % 2 else None) for i in range(200)]
     assert 503 not in codes and set(codes) == {200, 400}
 
 

@@ -280,16 +280,13 @@ class CappedServer(ThreadingHTTPServer):
             self._slots.release()
             raise
 
-    def process_request_thread(self, request, client_address) -> None:
-        # ThreadingMixIn's, with the slot freed before the close: a client that saw its connection closed and
-        # connects again must find the slot free (freed after, a sequential client could get a 503).
+    def finish_request(self, request, client_address) -> None:
+        # The slot is freed when the handler is done, before ThreadingMixIn closes the connection: a client that
+        # saw its connection closed and connects again finds it free (freed after the close, it could get a 503).
         try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+            super().finish_request(request, client_address)
         finally:
             self._slots.release()
-            self.shutdown_request(request)
 
 
 def make_server(
