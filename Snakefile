@@ -14,6 +14,14 @@ report: "workflow/report/workflow.rst"
 validate(config, "workflow/schemas/config.schema.json")
 
 
+# Local runs start each job in a fork of a warm process that has imported torch and transformers once
+# (src/mathse/jobserver.py; MATHSE_JOB_SERVER=off turns it off). Not on SLURM, not in a dry run.
+onstart:
+    from mathse import jobserver
+
+    jobserver.start(workflow)
+
+
 wildcard_constraints:
     round=r"\d+",
     suite=r"[A-Za-z0-9_\-]+",

@@ -1,5 +1,9 @@
 """Rule assemble: cumulative training set and remaining pool -> results/round_{r}/{train,remain}.parquet."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import AssembleConfig
 from mathse.logs import setup_logging
 from mathse.training.assemble import assemble_round, assemble_round0

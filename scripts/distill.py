@@ -2,6 +2,10 @@
 -> results/round_0/distilled.parquet (with ORM verdicts)
 and results/round_0/distill_cost.parquet (API requests, tokens, cache hits)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import TeacherConfig
 from mathse.judging import checks
 from mathse.judging.teacher import distill

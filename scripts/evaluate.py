@@ -1,6 +1,10 @@
 """Rule evaluate: greedy answers of a stage's model on a suite -> results/{stage}/scores/{suite}.parquet, and
 the job's generation stats -> results/{stage}/evaluate_stats/{suite}.parquet."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import EvalConfig, ModelConfig, VllmConfig
 from mathse.generation.rollout import run_evaluate
 from mathse.judging import checks

@@ -1,6 +1,10 @@
 """Rule experiment_summary: every run's summary -> results/experiments/summary.parquet, comparison.md (means,
 intervals over seeds, paired differences to the reference arm, compute) and accuracy.png."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.experiments import summarize_experiment
 from mathse.logs import setup_logging
 

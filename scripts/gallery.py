@@ -1,5 +1,9 @@
 """Rule gallery: one round's paths, ORM verdicts and reflections -> results/report/gallery/round_{r}.html."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.logs import setup_logging
 from mathse.reporting.report import make_gallery
 

@@ -1,6 +1,10 @@
 """Rule import_benchmark: a benchmark's local files -> results/data/bench/{suite}.parquet, images beside it,
 {suite}.quarantine.jsonl (rows that could not be used, with the reason) and {suite}.contamination.jsonl."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import BenchmarkSource
 from mathse.logs import setup_logging
 from mathse.problems.benchmarks import import_benchmark

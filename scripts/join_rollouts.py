@@ -1,6 +1,10 @@
 """Rule join_rollouts (rollout.parallel_jobs > 1): the round's rollout parts -> results/round_{r}/rollouts.parquet,
 and their generation stats -> rollout_stats.parquet."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.generation.rollout import join_generation_stats, join_rollout_parts
 from mathse.logs import setup_logging
 

@@ -1,6 +1,10 @@
 """Rule judge: the ORM's verdict on every sampled path -> results/round_{r}/judgments.parquet, the judge's
 agreement with math-verify -> judge_stats.parquet, and its API cost -> judge_cost.parquet."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import VllmConfig
 from mathse.judging import checks
 from mathse.judging.orm import judge_config, run_judge

@@ -1,6 +1,10 @@
 """Rule make_orm_model: the tiny ORM's own random model (orm.tiny), whose tokenizer also learns the ORM's
 prompt and verdict words -> results/orm/model/ (Hugging Face format, as make_tiny_model)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.judging.orm_train import orm_corpus
 from mathse.logs import setup_logging

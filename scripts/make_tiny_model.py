@@ -1,5 +1,9 @@
 """Rule make_tiny_model: a random tiny Qwen2-VL with a locally trained tokenizer -> model.path (HF format)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.logs import setup_logging
 from mathse.modeling import setup_torch

@@ -2,6 +2,10 @@
 (ORM prompt -> JSON verdict), results/orm/eval_paths.parquet (held-out suite problems), the teacher's API cost
 and the paths whose annotation was unusable (quarantine)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import OrmConfig, TeacherConfig
 from mathse.judging import checks
 from mathse.judging.orm_train import build_orm_data

@@ -1,6 +1,10 @@
 """Rule orm_evaluate: the trained ORM judges held-out labelled paths -> results/orm/eval.parquet and the
 paper's metrics (accuracy on correct / wrong paths, overall, error-step agreement) -> results/orm/eval.md."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import OrmConfig
 from mathse.judging import checks
 from mathse.judging.orm_train import evaluate_orm

@@ -1,6 +1,10 @@
 """Rule orm_rollout (orm.paths: sampled): the round-0 model samples orm.samples_per_problem paths per problem of
 the seed part or of a suite -> results/orm/rollouts/{seed,suite_NAME}.parquet, the ORM's paths to label."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import ModelConfig, RolloutConfig, VllmConfig
 from mathse.generation.rollout import run_rollout
 from mathse.logs import setup_logging

@@ -1,6 +1,10 @@
 """Rule orm_train (and orm_train_binary): fine-tune the ORM from the backbone or its own tiny model on
 results/orm/train.parquet -> results/orm/adapter/ (first on the final lines alone with orm.final_line_steps)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import ModelConfig, TrainConfig
 from mathse.judging.orm_train import train_orm
 from mathse.logs import setup_logging

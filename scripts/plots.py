@@ -1,6 +1,10 @@
 """Rule plots: the run's artifacts -> results/report/*.png, the stage table results/report/summary.rst and the
 API-use page results/report/api_cost.html."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.logs import setup_logging
 from mathse.reporting.report import make_plots
 

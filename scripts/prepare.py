@@ -1,5 +1,9 @@
 """Rule prepare: procedural problems -> results/data/{seed,pool}.parquet, results/data/bench/{suite}.parquet."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import DataConfig
 from mathse.logs import setup_logging
 from mathse.problems.data import prepare

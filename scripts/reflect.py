@@ -2,6 +2,10 @@
 -> results/round_{r}/reflections.parquet and results/round_{r}/reflect_cost.parquet (API requests, tokens,
 cache hits)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import ReflectionConfig, TeacherConfig, VllmConfig
 from mathse.judging import checks
 from mathse.judging.orm import judge_config

@@ -2,6 +2,10 @@
 results/round_{r}/rollouts.parquet and its generation stats rollout_stats.parquet (a part: every n-th shard ->
 rollouts.part{p}.parquet, rollout_stats.part{p}.parquet)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import ModelConfig, RolloutConfig, VllmConfig
 from mathse.generation.rollout import run_rollout
 from mathse.logs import setup_logging

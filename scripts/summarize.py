@@ -1,5 +1,9 @@
 """Rule summarize: all stages' scores -> results/summary.parquet and the markdown table results/summary.md."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from pathlib import Path
 
 from mathse.logs import setup_logging

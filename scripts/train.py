@@ -1,5 +1,9 @@
 """Rule train: fine-tune on the round's training set -> results/round_{r}/adapter/ (HF format)."""
 
+from mathse.jobserver import delegate
+
+delegate()  # in a local run, the job runs in the run's warm job server (src/mathse/jobserver.py)
+
 from mathse.config import ModelConfig, TrainConfig
 from mathse.experiments import matched_steps
 from mathse.logs import setup_logging

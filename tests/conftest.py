@@ -9,7 +9,6 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import filecmp  # noqa: E402 - after the thread setting, which must precede torch's import
 import secrets  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
@@ -23,7 +22,6 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 from filelock import FileLock  # noqa: E402
 
-from mathse.artifacts import PER_ATTEMPT, read_table
 from mathse.config import DataConfig, TinyModelConfig
 from mathse.problems.data import prepare
 from mathse.training.tiny_model import make_tiny_model
@@ -376,15 +374,3 @@ def served_model(tiny_model_dir, planted_key, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
-
-
-def same_artifact(a: Path, b: Path) -> bool:
-    """Byte-identical, or (training metrics, generation stats) equal in every column but those of one attempt
-    (artifacts.PER_ATTEMPT: wall clock, work a resumed job did not redo)."""
-    if filecmp.cmp(a, b, shallow=False):
-        return True
-    generation = a.name == "rollout_stats.parquet" or a.parent.name == "evaluate_stats"
-    kind = "train_metrics" if a.name == "train_metrics.parquet" else "generation_stats" if generation else None
-    if kind is None:
-        return False
-    return read_table(a, kind).drop(PER_ATTEMPT[kind]).equals(read_table(b, kind).drop(PER_ATTEMPT[kind]))

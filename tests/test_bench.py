@@ -51,6 +51,23 @@ def test_overhead_bench_plans_a_long_dag(tmp_path):
 
 
 @pytest.mark.slow
+def test_jobstart_bench_runs_both_ways_to_the_same_artifacts():
+    """Round 0 of the tests' tiny config, each way: the bench checks the artifacts agree (else it raises)."""
+    from pathlib import Path
+
+    import yaml
+
+    from mathse.bench.jobstart import bench_jobstart, section
+
+    cfg = yaml.safe_load((Path(__file__).parent / "config_tiny.yaml").read_text())
+    cfg["run"]["rounds"] = 0
+    r = bench_jobstart(cfg, pairs=1)
+    assert r["jobs"] >= 8 and r["artifacts"] >= 5
+    assert r["warm_wall_s"] > 0 and r["cold_wall_s"] > 0 and r["warm_cpu_s"] > 0 and r["cold_cpu_s"] > 0
+    assert "| warm fork |" in "\n".join(section(r))
+
+
+@pytest.mark.slow
 def test_packing_bench_reports_both_layouts_and_equal_losses():
     from mathse.bench.training import SHAPES, bench_packing, section
 

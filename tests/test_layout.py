@@ -15,7 +15,8 @@ STAGES = {
     "reporting": {"curves", "figures", "report", "report_pages", "report_tables", "summarize"},
 }
 INFRASTRUCTURE = {
-    "artifacts", "bench", "cli", "config", "experiments", "faults", "logs", "modeling", "prompts", "runlock", "shards",
+    "artifacts", "bench", "cli", "config", "experiments", "faults", "jobserver", "logs", "modeling", "prompts",
+    "runlock", "shards",
 }  # fmt: skip
 
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import same_artifact
 from safetensors.torch import load_file
 from test_workflow import ROOT, SNAKEMAKE, write_config
 
-from mathse.artifacts import read_table
+from mathse.artifacts import read_table, same_artifact
 
 
 def run_killed(code: str, failpoint: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -10,9 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import same_artifact
 
-from mathse.artifacts import SCHEMAS, read_table
+from mathse.artifacts import SCHEMAS, read_table, same_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]

@@ -13,6 +13,13 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/../config/config.yaml"
 
 
+# Local runs start each job in a warm process (src/mathse/jobserver.py); the modules' onstart is not called.
+onstart:
+    from mathse import jobserver
+
+    jobserver.start(workflow)
+
+
 # Declared before the modules, so that theirs (a single run's first page) does not replace it.
 report: "report/experiments.rst"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ def setup_logging(path: str | None = None, level: int = logging.INFO, append: bo
     )
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if server := os.environ.get("MATHSE_IN_JOB_SERVER"):  # mathse.jobserver.IN_SERVER, without its import
+        logging.getLogger("mathse.jobserver").info("job started warm, in a fork of the job server (pid %s)", server)
 
 
 class Progress:

@@ -28,7 +28,7 @@ from mathse.artifacts.schemas import (
     TRAIN,
     TRAIN_METRICS,
 )
-from mathse.artifacts.tables import SchemaError, conform, empty, read_table, scan_table, write_table
+from mathse.artifacts.tables import SchemaError, conform, empty, read_table, same_artifact, scan_table, write_table
 
 __all__ = [
     "_HOST",  # the host part of temporary file names (tests plant a dead writer's file)
@@ -57,6 +57,7 @@ __all__ = [
     "conform",
     "empty",
     "read_table",
+    "same_artifact",
     "scan_table",
     "write_atomic",
     "write_table",

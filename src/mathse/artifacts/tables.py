@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import filecmp
 from pathlib import Path
 
 import polars as pl
 
 from mathse.artifacts.atomic import write_atomic
-from mathse.artifacts.schemas import ADDED_COLUMNS, SCHEMAS
+from mathse.artifacts.schemas import ADDED_COLUMNS, PER_ATTEMPT, SCHEMAS
 from mathse.faults import failpoint
 
 
@@ -80,3 +81,16 @@ def scan_table(path: str | Path, name: str) -> pl.LazyFrame:
         for c, t in schema.items()
     ]
     return pl.scan_parquet(path).select(cols)
+
+
+def same_artifact(a: str | Path, b: str | Path) -> bool:
+    """Byte-identical, or (training metrics, generation stats) equal in every column but those of one attempt
+    (PER_ATTEMPT: wall clock, work a resumed job did not redo): what two runs of one config and seed share."""
+    a, b = Path(a), Path(b)
+    if filecmp.cmp(a, b, shallow=False):
+        return True
+    generation = a.name == "rollout_stats.parquet" or a.parent.name == "evaluate_stats"
+    kind = "train_metrics" if a.name == "train_metrics.parquet" else "generation_stats" if generation else None
+    if kind is None:
+        return False
+    return read_table(a, kind).drop(PER_ATTEMPT[kind]).equals(read_table(b, kind).drop(PER_ATTEMPT[kind]))

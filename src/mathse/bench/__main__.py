@@ -10,7 +10,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from mathse.bench import data, generation, images, overhead, sharding, threads, training, vllm_compare
+from mathse.bench import data, generation, images, jobstart, overhead, sharding, threads, training, vllm_compare
 
 PACKAGES = ("torch", "transformers", "polars", "snakemake")
 
@@ -53,7 +53,7 @@ def merge(old: list[str], head: list[str], new_sections: list[list[str]], whole:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m mathse.bench")
-    names = ("generation", "training", "threads", "sharding", "data", "overhead", "images", "vllm")
+    names = ("generation", "training", "threads", "sharding", "data", "overhead", "jobstart", "images", "vllm")
     parser.add_argument("figures", nargs="*", help=f"Run only these figures, of {', '.join(names)} (default: all).")
     parser.add_argument("--out", default="BENCHMARKS.md", help="Markdown file to write the figures into.")
     parser.add_argument(
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         "sharding": lambda: sharding.section(sharding.bench_sharding()),
         "data": lambda: data.section(data.bench_data_stages()),
         "overhead": lambda: overhead.section(overhead.bench_overhead(args.finished)),
+        "jobstart": lambda: jobstart.section(jobstart.bench_jobstart()),
         "images": lambda: images.section(images.bench_image_cache()),
         "vllm": lambda: vllm_compare.section(vllm_compare.bench_vllm()),
     }
