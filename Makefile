@@ -53,10 +53,12 @@ report: $(STAMP)
 	$(LOCKED) sh -c '$(BIN)/snakemake --profile profiles/local && \
 	  $(BIN)/snakemake --profile profiles/local --report results/report.html'
 
-# One pytest-xdist worker per core, a test file's tests on one worker (its module fixtures made once); the
-# session's whole-DAG run is shared by the workers (tests/conftest.py made_once).
+# A pytest-xdist worker per core and one more, which the SLURM test holds while it mostly waits on the
+# scheduler; a test file's tests on one worker (its module fixtures made once), the files in the order of
+# tests/conftest.py (slowest first; --no-loadscope-reorder: xdist would start the files with most tests first);
+# the session's whole-DAG run is shared by the workers (tests/conftest.py made_once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n $$(( $$(nproc) + 1 )) --dist loadfile --no-loadscope-reorder --durations=15
 
 # The edit-test loop: the unit tests, without the whole-DAG and training runs (marker slow).
 test-quick: $(STAMP)

@@ -30,10 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # The slowest files first (measured with --durations, a file's tests together): pytest-xdist hands files to
-# its workers in collection order, so the long ones start at once instead of ending the run alone. The SLURM
-# test mostly waits on the scheduler's status checks; started first, that wait overlaps the other worker's work.
-SLOWEST_FILES = ("test_slurm.py", "test_docs.py", "test_experiments.py", "test_workflow.py", "test_orm_train.py",
-                 "test_reliability.py", "test_vllm.py", "test_distributed.py", "test_packaging.py")  # fmt: skip
+# its workers in this order (make test: --no-loadscope-reorder), so the long ones start at once instead of
+# ending the run alone. The SLURM test mostly waits on the scheduler's status checks; started first, on the
+# worker beyond one per core, that wait overlaps the others' work.
+SLOWEST_FILES = ("test_slurm.py", "test_vllm.py", "test_distributed.py", "test_docs.py", "test_reliability.py",
+                 "test_workflow.py", "test_orm_train.py", "test_packaging.py", "test_bench.py", "test_hostile.py",
+                 "test_experiments.py", "test_jobserver.py", "test_bench_vllm.py", "test_serve.py",
+                 "test_model.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -30,14 +30,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(workdir: Path, server: str | None, cores: int) -> tuple[float, float, int]:
+def _run(workdir: Path, server: str | None, cores: int, targets: list[str]) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and finished jobs of a whole run in `workdir`."""
     env = {k: v for k, v in os.environ.items() if k != "MATHSE_JOB_SERVER"}
     if server:
         env["MATHSE_JOB_SERVER"] = server
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--profile", str(ROOT / "profiles/local"),
-           "--cores", str(cores)]  # fmt: skip
+           "--cores", str(cores), *targets]  # fmt: skip
     cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
@@ -46,9 +46,12 @@ def _run(workdir: Path, server: str | None, cores: int) -> tuple[float, float, i
     return wall, cpu, proc.stderr.count("Finished job")
 
 
-def bench_jobstart(config: dict | None = None, pairs: int = 1, cores: int = 2) -> dict:
+def bench_jobstart(
+    config: dict | None = None, pairs: int = 1, cores: int = 2, targets: list[str] | None = None
+) -> dict:
     """Median wall and CPU seconds of whole runs of `config` (default: the demo's, config/config.yaml) each
-    way, `pairs` alternated pairs; raises if the two ways' artifacts differ."""
+    way, `pairs` alternated pairs, up to `targets` (default: rule all); raises if the two ways' artifacts
+    differ."""
     cfg = config or yaml.safe_load((ROOT / "config/config.yaml").read_text())
     times: dict[str, list[tuple[float, float]]] = {way: [] for way in WAYS}
     jobs = 0
@@ -59,7 +62,7 @@ def bench_jobstart(config: dict | None = None, pairs: int = 1, cores: int = 2) -
                 folders[way] = work = Path(tmp) / f"{way}_{i}"
                 work.mkdir()
                 (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-                wall, cpu, jobs = _run(work, server, cores)
+                wall, cpu, jobs = _run(work, server, cores, targets or [])
                 times[way].append((wall, cpu))
             warm, cold = folders["warm"], folders["cold"]
             made = sorted(p.relative_to(warm) for p in warm.glob("results/**/*.parquet"))
