@@ -103,6 +103,15 @@ def test_a_job_runs_in_a_fork_of_the_server_as_python_would_run_it(server, scrip
     assert proc.stderr.strip().endswith("to stderr")
 
 
+def test_a_job_the_server_cannot_take_runs_in_its_own_process(server, script):
+    """An environment too large for one message (or not text) is not sent: the job runs where it started."""
+    proc_server, sock = server
+    env = job_env(sock, **{f"LARGE_{i}": "x" * 100_000 for i in range(10)})  # 1 MB, each under the kernel's limit
+    proc = subprocess.run([sys.executable, str(script), "exit"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert seen(proc)["warm"] is None and seen(proc)["ppid"] != proc_server.pid
+
+
 def test_a_failing_job_reports_its_traceback_and_status(server, script):
     _, sock = server
     proc = run_job(script, sock, "raise")

@@ -83,17 +83,21 @@ def delegate() -> None:
     path = os.environ.get(ENV)
     if not path or path == "off" or os.environ.get(IN_SERVER):
         return
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        return  # no server (it has stopped, or this job runs elsewhere): run here
     request = {"argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "pgid": os.getpgrp()}
+    try:
+        payload = json.dumps(request).encode()
+    except ValueError:  # an environment variable that is not text: run here
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     try:
-        socket.send_fds(sock, [json.dumps(request).encode()], [0, 1, 2])
+        sock.connect(path)
+        socket.send_fds(sock, [payload], [0, 1, 2])
+    except OSError:  # no server (it has stopped, or this job runs elsewhere), or a request too large to send
+        sock.close()
+        return  # nothing started there: run here
+    try:
         reply = sock.recv(64)
     except OSError:
         reply = b""
