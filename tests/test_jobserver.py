@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from test_workflow import SNAKEMAKE, write_config
 
 from mathse.artifacts import same_artifact
-from mathse.jobserver import ENV, wait_for
+from mathse.jobserver import ENV, launch, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,11 +55,7 @@ SCRIPT = textwrap.dedent(
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jobserver")
     sock = str(folder / "socket")
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "mathse.jobserver", sock],
-        stdin=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
+    proc = launch(sock, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert wait_for(sock, proc)
     yield proc, sock
     if proc.poll() is None:
@@ -126,9 +122,9 @@ def test_a_failing_job_reports_its_traceback_and_status(server, script):
 # killed), which kills its group as a failpoint does.
 DRIVER = """
 import json, subprocess, sys
-from mathse.jobserver import wait_for
+from mathse.jobserver import launch, wait_for
 sock, script = sys.argv[1], sys.argv[2]
-server = subprocess.Popen([sys.executable, "-P", "-m", "mathse.jobserver", sock], stdin=subprocess.PIPE)
+server = launch(sock)
 assert wait_for(sock, server)
 job = subprocess.run([sys.executable, script, "kill_group"], process_group=0, capture_output=True, text=True)
 fork = json.loads(job.stdout.splitlines()[0])["pid"]

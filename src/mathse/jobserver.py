@@ -89,8 +89,7 @@ def delegate() -> None:
     except ValueError:  # an environment variable that is not text: run here
         return
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+    _flush()
     try:
         sock.connect(path)
         socket.send_fds(sock, [payload], [0, 1, 2])
@@ -124,9 +123,7 @@ def start(workflow) -> str | None:
         return os.environ[ENV]
     folder = tempfile.mkdtemp(prefix="mathse-jobs-")  # mode 0700: only this user can connect
     path = os.path.join(folder, "socket")
-    # -P: no working folder on sys.path (a fork puts its script's folder first, as `python script` does).
-    # The server reads its stdin until Snakemake, which holds the other end, exits, however it exits.
-    _server = subprocess.Popen([sys.executable, "-P", "-m", "mathse.jobserver", path], stdin=subprocess.PIPE)
+    _server = launch(path)
     atexit.register(stop)
     if not wait_for(path, _server):
         log.warning("the job server did not start: jobs start in their own processes")
@@ -134,6 +131,13 @@ def start(workflow) -> str | None:
         return None
     os.environ[ENV] = path
     return path
+
+
+def launch(path: str, env: dict | None = None) -> subprocess.Popen:
+    """The server process for the socket at `path`; it serves until its stdin, whose other end the caller
+    holds, is closed, however the caller exits."""
+    # -P: no working folder on sys.path (a fork puts its script's folder first, as `python script` does).
+    return subprocess.Popen([sys.executable, "-P", "-m", "mathse.jobserver", path], stdin=subprocess.PIPE, env=env)
 
 
 def wait_for(path: str, server: subprocess.Popen, timeout: float = 30.0) -> bool:
@@ -240,8 +244,7 @@ def _start_job(conn: socket.socket, listener: socket.socket) -> int | None:
         for fd in fds:
             os.close(fd)
         return None
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+    _flush()  # nothing buffered here is written twice, by the fork too
     pid = os.fork()
     if pid == 0:
         try:
@@ -289,11 +292,15 @@ def _run_job(request: dict, fds: list[int]) -> int:
         traceback.print_exc()
         code = 1
     with contextlib.suppress(Exception):
-        atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+        atexit._run_exitfuncs()  # what the interpreter's exit would run (logging's flush, among others)
+    with contextlib.suppress(Exception):
+        _flush()
     return code
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
 
 
 def _exit_code(code) -> int:

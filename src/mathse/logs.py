@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from mathse.jobserver import IN_SERVER
+
 
 def setup_logging(path: str | None = None, level: int = logging.INFO, append: bool = False) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -19,7 +21,7 @@ def setup_logging(path: str | None = None, level: int = logging.INFO, append: bo
     )
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if server := os.environ.get("MATHSE_IN_JOB_SERVER"):  # mathse.jobserver.IN_SERVER, without its import
+    if server := os.environ.get(IN_SERVER):
         logging.getLogger("mathse.jobserver").info("job started warm, in a fork of the job server (pid %s)", server)
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 from mathse.artifacts import same_artifact
-from mathse.bench.overhead import ROOT
+from mathse.bench.overhead import ROOT, run_snakemake
+from mathse.jobserver import ENV
 
 WAYS = {"warm": None, "cold": "off"}  # MATHSE_JOB_SERVER for each way (None: the Snakefile starts the server)
 
@@ -32,18 +30,13 @@ def _children_cpu() -> float:
 
 def _run(workdir: Path, server: str | None, cores: int, targets: list[str]) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds and finished jobs of a whole run in `workdir`."""
-    env = {k: v for k, v in os.environ.items() if k != "MATHSE_JOB_SERVER"}
+    env = {k: v for k, v in os.environ.items() if k != ENV}
     if server:
-        env["MATHSE_JOB_SERVER"] = server
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--profile", str(ROOT / "profiles/local"),
-           "--cores", str(cores), *targets]  # fmt: skip
-    cpu0, t0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return wall, cpu, proc.stderr.count("Finished job")
+        env[ENV] = server
+    cpu0 = _children_cpu()
+    wall, out = run_snakemake(workdir, "--profile", str(ROOT / "profiles/local"), "--cores", str(cores), *targets,
+                              env=env)  # fmt: skip
+    return wall, _children_cpu() - cpu0, out.count("Finished job")
 
 
 def bench_jobstart(

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[3]  # the project folder (Snakefile, con
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def _snakemake(workdir: Path, *args: str) -> tuple[float, str]:
+def run_snakemake(workdir: Path, *args: str, env: dict | None = None) -> tuple[float, str]:
     cmd = [*SNAKEMAKE, "--directory", str(workdir), *args]
     if (workdir / "config.yaml").exists():  # else the Snakefile's own config/config.yaml (the demo)
         cmd += ["--configfile", str(workdir / "config.yaml")]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
@@ -67,7 +67,7 @@ def bench_overhead(finished: str | None = ".", rounds: int = 10, repeats: int = 
         write_long_config(work, rounds)
         times = []
         for _ in range(repeats):
-            t, out = _snakemake(work, "-n", "--cores", "2")
+            t, out = run_snakemake(work, "-n", "--cores", "2")
             times.append(t)
         result["dry_run_jobs"] = _planned(out)
         result["dry_run_s"] = statistics.median(times)
@@ -75,7 +75,7 @@ def bench_overhead(finished: str | None = ".", rounds: int = 10, repeats: int = 
     if done is not None and (done / "results/summary.md").exists():
         times = []
         for _ in range(repeats):
-            t, out = _snakemake(done, "--profile", str(ROOT / "profiles/local"))
+            t, out = run_snakemake(done, "--profile", str(ROOT / "profiles/local"))
             if "Nothing to be done" not in out:
                 raise RuntimeError(f"{done} is not a finished run: the rerun had work to do")
             times.append(t)
