@@ -101,7 +101,8 @@ def delegate() -> None:
     except OSError:
         reply = b""
     if len(reply) != 4:
-        print("mathse.jobserver: the job server stopped before the job finished", file=sys.stderr)
+        print(f"mathse.jobserver: the job server at {path} stopped before the job finished; rerun (finished work "
+              f"is kept), or set {ENV}=off to start each job in its own process", file=sys.stderr)  # fmt: skip
         os._exit(1)
     (status,) = struct.unpack("i", reply)
     if status < 0:  # the fork died by a signal: so does this process, for Snakemake and the shell to see
